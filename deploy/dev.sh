@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The embedded default: a private Postgres cluster (distro binaries), then
+# `landlord dev`: migrate, run a worker in-process, provision a demo tenant
+# with live progress. No configuration needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
+deploy/pg.sh start
+eval "$(deploy/pg.sh env)"
+psql "$POSTGRES_ADMIN_URL" -qtAc "SELECT 1 FROM pg_database WHERE datname = 'freeflow_master'" | grep -q 1 \
+  || psql "$POSTGRES_ADMIN_URL" -qc "CREATE DATABASE freeflow_master"
+# The secret store's key is generated once and kept beside the cluster.
+key_file=$LANDLORD_HOME/secret.key
+[ -s "$key_file" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$key_file")
+export LANDLORD_SECRET_KEY=$(cat "$key_file")
+export TENANT_STORAGE_ROOT=${TENANT_STORAGE_ROOT:-$LANDLORD_HOME/storage/tenants}
+exec cargo run --quiet --release -- dev "$@"

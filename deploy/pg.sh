@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# A private PostgreSQL cluster from the distro's binaries, for the embedded
+# default and the tests. Idempotent.
+#
+#   deploy/pg.sh start   install the package if missing, initdb once, start
+#   deploy/pg.sh stop
+#   deploy/pg.sh env     print the exports that point landlord at it
+#
+# LANDLORD_HOME (default ./.landlord) holds the data; LANDLORD_PG_PORT
+# (default 54329) is its loopback port.
+set -euo pipefail
+
+home=${LANDLORD_HOME:-$PWD/.landlord}
+port=${LANDLORD_PG_PORT:-54329}
+data=$home/pg/data
+log=$home/pg/log
+password=landlord
+
+pg_bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return; }
+  done
+}
+
+ensure_installed() {
+  [ -n "$(pg_bindir)" ] && return
+  echo "installing PostgreSQL from the distro's packages..." >&2
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+}
+
+# initdb and postgres refuse to run as root: use the postgres account then.
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start() {
+  ensure_installed
+  local bin; bin=$(pg_bindir)
+  mkdir -p "$home/pg"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$home/pg"; fi
+  if [ ! -s "$data/PG_VERSION" ]; then
+    local pwfile; pwfile=$(mktemp); echo "$password" > "$pwfile"; chmod 644 "$pwfile"
+    as_owner "$bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" \
+      --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+    rm -f "$pwfile"
+  fi
+  if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return
+  fi
+  as_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start \
+    -o "-p $port -k $home/pg -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c shared_buffers=128MB" >/dev/null
+  echo "postgres running on 127.0.0.1:$port (data in $data)" >&2
+}
+
+stop() {
+  local bin; bin=$(pg_bindir)
+  [ -n "$bin" ] && [ -d "$data" ] || return 0
+  as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+env_exports() {
+  local base="postgres://postgres:$password@127.0.0.1:$port"
+  echo "export POSTGRES_ADMIN_URL=$base/postgres"
+  echo "export MASTER_DATABASE_URL=$base/freeflow_master"
+  echo "export LANDLORD_TEST_ADMIN_URL=$base/postgres"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  env) env_exports ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

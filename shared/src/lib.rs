@@ -1,0 +1,14 @@
+//! Domain types, typed config and master-database access shared by the
+//! landlord CLI, API and worker.
+
+pub mod config;
+pub mod db;
+pub mod faults;
+pub mod jobs;
+pub mod migrate;
+pub mod model;
+pub mod plan;
+pub mod secrets;
+pub mod start;
+pub mod telemetry;
+pub mod tenant;

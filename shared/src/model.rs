@@ -1,0 +1,82 @@
+//! Rows of the engine's tables and the request that starts a run.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a caller asks for; stored with the run so every step can read it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProvisionParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Run {
+    pub id: Uuid,
+    pub workflow_id: String,
+    pub kind: String,
+    pub tenant_name: String,
+    pub tenant_id: Option<Uuid>,
+    pub params: sqlx::types::Json<ProvisionParams>,
+    pub rollback: bool,
+    pub status: String,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Run {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "completed" | "failed" | "compensated" | "compensation_failed"
+        )
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct StepRow {
+    pub run_id: Uuid,
+    pub position: i32,
+    pub name: String,
+    pub status: String,
+    pub attempts: i32,
+    pub undo_attempts: i32,
+    pub output: Option<serde_json::Value>,
+    pub last_error: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub compensated_at: Option<DateTime<Utc>>,
+}
+
+impl StepRow {
+    pub fn duration_ms(&self) -> Option<i64> {
+        Some((self.finished_at? - self.started_at?).num_milliseconds())
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub plan: Option<String>,
+    pub realm_name: Option<String>,
+    pub postgres_db: Option<String>,
+    pub mongo_db: Option<String>,
+    pub qdrant_collection: Option<String>,
+    pub storage_path: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A resource a step reports in its checkpoint (`"resources": [...]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResourceRef {
+    pub kind: String,
+    pub name: String,
+}

@@ -1,0 +1,99 @@
+//! Follows a run live: a redrawn table on a terminal, one line per change
+//! otherwise, then a summary of every step.
+
+use landlord_shared::db;
+use landlord_shared::model::{Run, StepRow};
+use sqlx::PgPool;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+use uuid::Uuid;
+
+fn icon(status: &str) -> &'static str {
+    match status {
+        "completed" => "✔",
+        "running" => "▶",
+        "retrying" => "↻",
+        "failed" => "✘",
+        "skipped" => "–",
+        "compensating" => "↶",
+        "compensated" => "↺",
+        _ => "·",
+    }
+}
+
+fn step_line(s: &StepRow) -> String {
+    let dur = s
+        .duration_ms()
+        .map(|ms| format!("{ms} ms"))
+        .unwrap_or_default();
+    let note = match s.status.as_str() {
+        "completed" | "pending" | "running" => String::new(),
+        _ => s.last_error.clone().unwrap_or_default(),
+    };
+    format!(
+        "{} {:>2}. {:<9} {:<12} attempts {:<2} {:>8}  {}",
+        icon(&s.status),
+        s.position + 1,
+        s.name,
+        s.status,
+        s.attempts,
+        dur,
+        note
+    )
+}
+
+/// Polls until the run finishes (or `timeout`), drawing progress.
+pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::Result<Run> {
+    let tty = std::io::stdout().is_terminal();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut drawn = 0usize;
+    let mut seen: Vec<(String, String, i32)> = Vec::new();
+    loop {
+        let run = db::run_by_id(pool, run_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("run vanished"))?;
+        let steps = db::steps_of_run(pool, run_id).await?;
+        let mut out = std::io::stdout().lock();
+        if tty {
+            if drawn > 0 {
+                write!(out, "\x1b[{drawn}A")?;
+            }
+            for s in &steps {
+                writeln!(out, "\x1b[2K{}", step_line(s))?;
+            }
+            writeln!(out, "\x1b[2Krun {}: {}", run.id, run.status)?;
+            drawn = steps.len() + 1;
+        } else {
+            for s in &steps {
+                let key = (s.name.clone(), s.status.clone(), s.attempts);
+                if !seen.contains(&key) {
+                    writeln!(out, "{}", step_line(s))?;
+                    seen.push(key);
+                }
+            }
+        }
+        out.flush()?;
+        drop(out);
+        if run.is_finished() {
+            return Ok(run);
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("run {run_id} still {} after {timeout:?}", run.status);
+        }
+        tokio::time::sleep(Duration::from_millis(if tty { 100 } else { 250 })).await;
+    }
+}
+
+pub async fn print_summary(pool: &PgPool, run: &Run) -> anyhow::Result<()> {
+    println!(
+        "\nrun {} ({}) for tenant '{}': {}",
+        run.id, run.workflow_id, run.tenant_name, run.status
+    );
+    if let Some(err) = &run.error {
+        println!("error: {err}");
+    }
+    for s in db::steps_of_run(pool, run.id).await? {
+        println!("{}", step_line(&s));
+    }
+    Ok(())
+}

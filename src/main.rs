@@ -1,0 +1,236 @@
+//! `landlord`: one binary for the worker, the API, migrations and the
+//! operator commands.
+
+mod follow;
+mod seed;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use landlord_shared::config::Config;
+use landlord_shared::model::ProvisionParams;
+use landlord_shared::start::start_provision;
+use landlord_shared::tenant::TenantKey;
+use landlord_shared::{db, migrate, telemetry};
+use sqlx::PgPool;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "landlord", version, about = "Durable tenant provisioning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply master-database migrations (and the job queue's).
+    Migrate,
+    /// Seed the master database (seed 001, SEED_* variables).
+    Seed,
+    /// Run a worker until SIGINT/SIGTERM.
+    Worker,
+    /// Serve the HTTP API.
+    Api {
+        #[arg(long, env = "LANDLORD_API_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
+    /// Start provisioning a tenant (idempotent per tenant).
+    Provision {
+        tenant: String,
+        /// Follow the run and exit 0 only if the tenant ends up active.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        /// Seconds to wait with --wait.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Show a tenant and its latest run.
+    Status {
+        tenant: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Migrate, run a worker in-process and provision a demo tenant.
+    Dev {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `dev` on a terminal draws live progress; interleaved info logs would
+    // tear it, so there they start at warn (RUST_LOG overrides).
+    let quiet = matches!(cli.command, Command::Dev { .. }) && std::io::stdout().is_terminal();
+    telemetry::init(
+        std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json"),
+        if quiet { "warn" } else { "info" },
+    );
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn connect(cfg: &Config) -> anyhow::Result<PgPool> {
+    PgPool::connect(&cfg.master_database_url)
+        .await
+        .context("connecting to MASTER_DATABASE_URL")
+}
+
+fn parse_key(raw: &str) -> Result<TenantKey, ExitCode> {
+    TenantKey::parse(raw).map_err(|e| {
+        eprintln!("error: invalid tenant name: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cfg = Config::from_env()?;
+    match cli.command {
+        Command::Migrate => {
+            migrate::migrate_master(&connect(&cfg).await?).await?;
+            println!("master database migrated");
+        }
+        Command::Seed => seed::seed(&connect(&cfg).await?).await?,
+        Command::Worker => {
+            let engine = landlord_worker::runner::build_engine(cfg).await?;
+            landlord_worker::runner::run_worker(engine, shutdown_signal()).await?;
+        }
+        Command::Api { bind } => {
+            let listener = tokio::net::TcpListener::bind(&bind).await?;
+            tracing::info!("API listening on {bind}");
+            landlord_api::serve(connect(&cfg).await?, listener).await?;
+        }
+        Command::Provision {
+            tenant,
+            wait,
+            plan,
+            domains,
+            timeout,
+        } => {
+            let key = match parse_key(&tenant) {
+                Ok(k) => k,
+                Err(code) => return Ok(code),
+            };
+            let pool = connect(&cfg).await?;
+            let params = ProvisionParams { plan, domains };
+            return provision(
+                &pool,
+                &cfg,
+                &key,
+                &params,
+                wait.then(|| Duration::from_secs(timeout)),
+            )
+            .await;
+        }
+        Command::Status { tenant, json } => {
+            return status(&connect(&cfg).await?, &tenant, json).await;
+        }
+        Command::Dev { tenant } => {
+            let key = match parse_key(&tenant) {
+                Ok(k) => k,
+                Err(code) => return Ok(code),
+            };
+            let pool = connect(&cfg).await?;
+            migrate::migrate_master(&pool).await?;
+            let engine = landlord_worker::runner::build_engine(cfg.clone()).await?;
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let worker = tokio::spawn(landlord_worker::runner::run_worker(engine, async move {
+                let _ = stopped.await;
+            }));
+            let params = ProvisionParams {
+                plan: Some("demo".into()),
+                domains: vec![],
+            };
+            let code = provision(&pool, &cfg, &key, &params, Some(Duration::from_secs(600))).await;
+            let _ = stop.send(());
+            worker.await??;
+            return code;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn provision(
+    pool: &PgPool,
+    cfg: &Config,
+    key: &TenantKey,
+    params: &ProvisionParams,
+    wait: Option<Duration>,
+) -> anyhow::Result<ExitCode> {
+    let started = start_provision(pool, key, params, cfg.rollback_on_failure, None).await?;
+    let run = &started.run;
+    if started.created {
+        println!(
+            "started run {} ({}) for tenant '{key}'",
+            run.id, run.workflow_id
+        );
+    } else {
+        println!(
+            "run {} ({}) already exists for tenant '{key}': {}",
+            run.id, run.workflow_id, run.status
+        );
+    }
+    let Some(timeout) = wait else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let run = follow::follow(pool, run.id, timeout).await?;
+    follow::print_summary(pool, &run).await?;
+    let tenant = db::tenant_by_name(pool, key.as_str()).await?;
+    let status = tenant.as_ref().map_or("absent", |t| t.status.as_str());
+    println!("tenant '{key}' is {status}");
+    Ok(if status == "active" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn status(pool: &PgPool, tenant: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let t = db::tenant_by_name(pool, tenant).await?;
+    let run = db::latest_run_for_tenant(pool, tenant).await?;
+    let steps = match &run {
+        Some(r) => db::steps_of_run(pool, r.id).await?,
+        None => vec![],
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "tenant": t, "run": run, "steps": steps })
+        );
+    } else {
+        match &t {
+            Some(t) => println!("tenant '{}' ({}) is {}", t.name, t.id, t.status),
+            None => println!("tenant '{tenant}' is not registered"),
+        }
+        if let Some(run) = &run {
+            follow::print_summary(pool, run).await?;
+        }
+    }
+    Ok(if t.is_some() || run.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight steps");
+}

@@ -1,0 +1,107 @@
+//! The `landlord` binary as a user runs it.
+
+use crate::harness::TestEnv;
+use std::process::Output;
+
+async fn landlord(env: &TestEnv, args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .args(args)
+        .envs(env.child_env())
+        .output()
+        .await
+        .expect("run landlord")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tenant_names_get_a_clear_error_and_change_nothing() {
+    let env = TestEnv::new(&[]).await;
+    for bad in [
+        "Bad Name",
+        "ab",
+        "admin",
+        "template1",
+        "x'; DROP TABLE tenants; --",
+        "ünïcode",
+        "../etc",
+    ] {
+        let out = landlord(&env, &["provision", bad]).await;
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("invalid tenant name"), "{bad}: {stderr}");
+    }
+    assert_eq!(
+        env.count("SELECT count(*) FROM workflow_runs WHERE $1 = $1", "")
+            .await,
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM apalis.jobs WHERE $1 = $1", "")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_wait_follows_the_run_and_exit_code_says_active() {
+    let env = TestEnv::new(&[]).await;
+    let worker = env.spawn_worker().await;
+    let out = landlord(&env, &["provision", "cliok", "--wait"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("tenant 'cliok' is active"), "{stdout}");
+    assert!(stdout.contains("postgres  completed"), "{stdout}");
+    assert!(
+        stdout.contains("skipped: not configured (KEYCLOAK_BASE_URL)"),
+        "{stdout}"
+    );
+    // A second start reports the existing run.
+    let again = landlord(&env, &["provision", "cliok"]).await;
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already exists"));
+
+    let status = landlord(&env, &["status", "cliok", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["tenant"]["status"], "active");
+    assert_eq!(v["steps"].as_array().unwrap().len(), 10);
+    worker.shutdown().await;
+
+    let failing = TestEnv::new(&[("LANDLORD_FAULTS", "activate:permanent")]).await;
+    let worker = failing.spawn_worker().await;
+    let out = landlord(&failing, &["provision", "clifail", "--wait"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tenant 'clifail' is suspended"));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_migrations_and_database() {
+    let env = TestEnv::new(&[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(landlord_api::serve(env.pool.clone(), listener));
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    sqlx::query("DELETE FROM _sqlx_migrations")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let pending = client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pending.status(), 503);
+    assert_eq!(
+        client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

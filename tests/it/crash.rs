@@ -1,0 +1,142 @@
+//! A real worker process is SIGKILLed in the middle of a step; a second
+//! process recovers the run without re-running completed steps and without
+//! duplicating anything on the server.
+
+use crate::harness::TestEnv;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+fn worker_process(env: &TestEnv, extra: &[(&str, &str)], log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_landlord"))
+        .arg("worker")
+        .envs(env.child_env())
+        .envs(extra.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn landlord worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_step_is_recovered_by_another_process() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let run = env.start("crashy").await.run;
+    // Process A does the postgres step's work, then lingers before it can
+    // checkpoint: that is where it dies.
+    let mut a = worker_process(
+        &env,
+        &[("LANDLORD_FAULTS", "postgres:sleep-after:60000")],
+        &logs.path().join("a.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pg = env.step(run.id, "postgres").await;
+        if pg.status == "running"
+            && env.database_exists("crashy").await
+            && env.role_exists("crashy").await
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker A never reached the postgres step: {pg:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.start_kill().expect("SIGKILL");
+    let status = a.wait().await.unwrap();
+    let killed_at = Instant::now();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+
+    let mut b = worker_process(&env, &[], &logs.path().join("b.log"));
+    let mut resumed_after = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while resumed_after.is_none() {
+        if env.step(run.id, "postgres").await.attempts >= 2 {
+            resumed_after = Some(killed_at.elapsed());
+        }
+        assert!(Instant::now() < deadline, "no worker resumed the step");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+    let _ = b.start_kill();
+    eprintln!(
+        "orphaned step resumed {:?} after SIGKILL (orphan timeout {:?})",
+        resumed_after.unwrap(),
+        env.cfg.orphan_timeout()
+    );
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+
+    assert_eq!(
+        env.step(run.id, "validate").await.attempts,
+        1,
+        "completed steps are not re-run"
+    );
+    assert_eq!(env.step(run.id, "register").await.attempts, 1);
+    assert_eq!(
+        env.step(run.id, "postgres").await.attempts,
+        2,
+        "the interrupted step re-ran once"
+    );
+    for later in ["migrate", "storage", "record", "activate"] {
+        assert_eq!(env.step(run.id, later).await.attempts, 1, "{later}");
+    }
+    // Nothing duplicated, on the server or in the master DB.
+    let like = format!("{}\\_crashy%", env.prefix);
+    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
+        .bind(&like)
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1")
+        .bind(&like)
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    assert_eq!((dbs, roles), (1, 1));
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM secrets WHERE ref LIKE '%' || $1",
+            "crashy"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM tenants WHERE name = $1", "crashy")
+            .await,
+        1
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM tenant_resources WHERE kind <> $1",
+            "-"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM events WHERE type = $1",
+            "tenant.provisioned"
+        )
+        .await,
+        1
+    );
+    let folders: Vec<_> = std::fs::read_dir(env.storage.path()).unwrap().collect();
+    assert_eq!(folders.len(), 1);
+    // The two processes registered under distinct names.
+    let workers: i64 = sqlx::query_scalar("SELECT count(DISTINCT id) FROM apalis.workers")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(workers, 2);
+    // The recovered run is usable: the tenant role logs in.
+    assert_eq!(env.tenant_status("crashy").await.as_deref(), Some("active"));
+}

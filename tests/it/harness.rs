@@ -1,0 +1,274 @@
+//! Test harness: every test gets a fresh master database on the shared test
+//! cluster, its own resource-name prefix (tenant databases and roles are
+//! cluster-wide) and its own storage root.
+
+use landlord_shared::config::Config;
+use landlord_shared::db;
+use landlord_shared::model::{ProvisionParams, Run, StepRow};
+use landlord_shared::secrets::SecretStore;
+use landlord_shared::start::{Started, start_provision};
+use landlord_shared::tenant::TenantKey;
+use rand::Rng;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub fn admin_url() -> String {
+    std::env::var("LANDLORD_TEST_ADMIN_URL")
+        .expect("LANDLORD_TEST_ADMIN_URL is unset: run the tests with tests/run.sh")
+}
+
+pub async fn admin_pool() -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(3)
+        .connect(&admin_url())
+        .await
+        .expect("admin connection")
+}
+
+pub struct TestEnv {
+    pub vars: HashMap<String, String>,
+    pub cfg: Config,
+    pub pool: PgPool,
+    pub admin: PgPool,
+    pub prefix: String,
+    pub storage: tempfile::TempDir,
+}
+
+fn random_suffix(n: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("url has a database");
+    format!("{base}/{db}")
+}
+
+impl TestEnv {
+    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        let prefix = format!("t{}", random_suffix(8));
+        let admin = admin_pool().await;
+        let master_db = format!("{prefix}_master");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {master_db}")))
+            .execute(&admin)
+            .await
+            .expect("create master db");
+        let storage = tempfile::tempdir().expect("tempdir");
+        let mut vars: HashMap<String, String> = [
+            (
+                "MASTER_DATABASE_URL",
+                with_database(&admin_url(), &master_db),
+            ),
+            ("POSTGRES_ADMIN_URL", admin_url()),
+            ("LANDLORD_NAME_PREFIX", prefix.clone()),
+            (
+                "TENANT_STORAGE_ROOT",
+                storage.path().to_string_lossy().into_owned(),
+            ),
+            ("LANDLORD_SECRET_KEY", SecretStore::generate_key()),
+            ("PROVISION_RETRY_DELAY_MS", "200".into()),
+            ("LANDLORD_POLL_INTERVAL_MS", "200".into()),
+            ("LANDLORD_HEARTBEAT_MS", "1000".into()),
+            ("LANDLORD_MISSED_HEARTBEATS", "3".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let cfg = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&cfg.master_database_url)
+            .await
+            .expect("master connection");
+        landlord_shared::migrate::migrate_master(&pool)
+            .await
+            .expect("migrate");
+        Self {
+            vars,
+            cfg,
+            pool,
+            admin,
+            prefix,
+            storage,
+        }
+    }
+
+    pub fn key(&self, name: &str) -> TenantKey {
+        TenantKey::parse(name).expect("test tenant key")
+    }
+
+    pub fn db_name(&self, tenant: &str) -> String {
+        format!("{}_{tenant}", self.prefix)
+    }
+
+    pub async fn start(&self, tenant: &str) -> Started {
+        start_provision(
+            &self.pool,
+            &self.key(tenant),
+            &ProvisionParams::default(),
+            self.cfg.rollback_on_failure,
+            None,
+        )
+        .await
+        .expect("start provision")
+    }
+
+    /// An in-process worker with this environment's config.
+    pub async fn spawn_worker(&self) -> Worker {
+        let engine = landlord_worker::runner::build_engine(self.cfg.clone())
+            .await
+            .expect("engine");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(landlord_worker::runner::run_worker(engine, async move {
+            let _ = stopped.await;
+        }));
+        Worker {
+            stop: Some(stop),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn wait_finished(&self, run_id: Uuid, timeout: Duration) -> Run {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = db::run_by_id(&self.pool, run_id)
+                .await
+                .unwrap()
+                .expect("run exists");
+            if run.is_finished() {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {run_id} still {} after {timeout:?}: {:#?}",
+                run.status,
+                self.steps(run_id).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn steps(&self, run_id: Uuid) -> Vec<StepRow> {
+        db::steps_of_run(&self.pool, run_id).await.unwrap()
+    }
+
+    pub async fn step(&self, run_id: Uuid, name: &str) -> StepRow {
+        self.steps(run_id)
+            .await
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("step exists")
+    }
+
+    pub async fn tenant_status(&self, tenant: &str) -> Option<String> {
+        db::tenant_by_name(&self.pool, tenant)
+            .await
+            .unwrap()
+            .map(|t| t.status)
+    }
+
+    pub async fn database_exists(&self, tenant: &str) -> bool {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(self.db_name(tenant))
+            .fetch_one(&self.admin)
+            .await
+            .unwrap()
+    }
+
+    pub async fn role_exists(&self, tenant: &str) -> bool {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(self.db_name(tenant))
+            .fetch_one(&self.admin)
+            .await
+            .unwrap()
+    }
+
+    pub fn folder_exists(&self, tenant: &str) -> bool {
+        self.storage.path().join(tenant).exists()
+    }
+
+    pub async fn count(&self, sql: &'static str, run_or_tenant: impl ToString) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(run_or_tenant.to_string())
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Jobs apalis holds for this run, as (position, direction, status, attempts).
+    pub async fn jobs_of(&self, run_id: Uuid) -> Vec<(i32, String, String, i32)> {
+        sqlx::query_as(
+            "SELECT (j->>'position')::int, j->>'direction', status, attempts
+             FROM (SELECT convert_from(job, 'UTF8')::jsonb AS j, status, attempts, run_at FROM apalis.jobs) q
+             WHERE j->>'run_id' = $1 ORDER BY run_at",
+        )
+        .bind(run_id.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// The run's jobs once apalis has acknowledged all of them: the last
+    /// handler commits the run's outcome a moment before its ack. Fails if a
+    /// job stays unfinished (stuck `Running`).
+    pub async fn settled_jobs(&self, run_id: Uuid) -> Vec<(i32, String, String, i32)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let jobs = self.jobs_of(run_id).await;
+            if jobs.iter().all(|j| j.2 == "Done") {
+                return jobs;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jobs never settled: {jobs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Environment for a child `landlord` process.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        self.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+pub struct Worker {
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Worker {
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("worker task")
+                .expect("worker ran cleanly");
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.handle {
+            handle.abort();
+        }
+    }
+}

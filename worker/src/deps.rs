@@ -1,0 +1,50 @@
+//! Long-lived handles the steps share: config, pools, secret store.
+
+use landlord_shared::config::Config;
+use landlord_shared::secrets::SecretStore;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct Deps {
+    pub cfg: Config,
+    pub master: PgPool,
+    /// Maintenance connection to the server tenant databases live on.
+    pub admin: Option<PgPool>,
+    pub admin_options: Option<PgConnectOptions>,
+    pub secrets: Option<SecretStore>,
+}
+
+impl Deps {
+    pub async fn connect(cfg: Config) -> anyhow::Result<Self> {
+        let master = PgPoolOptions::new()
+            .max_connections(u32::try_from(cfg.worker_concurrency).unwrap_or(4) + 4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&cfg.master_database_url)
+            .await?;
+        let admin_options = cfg
+            .postgres_admin_url
+            .as_deref()
+            .map(PgConnectOptions::from_str)
+            .transpose()?;
+        let admin = admin_options.as_ref().map(|o| {
+            PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_lazy_with(o.clone())
+        });
+        let secrets = cfg
+            .secret_key
+            .as_ref()
+            .map(SecretStore::from_base64)
+            .transpose()?;
+        Ok(Self {
+            cfg,
+            master,
+            admin,
+            admin_options,
+            secrets,
+        })
+    }
+}

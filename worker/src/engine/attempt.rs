@@ -1,0 +1,102 @@
+//! Runs one attempt of a step on its own task so that a timeout can abandon
+//! it and a panic is caught: both become an ordinary failed attempt (apalis
+//! would leave the job `Running` otherwise, trap 4).
+
+use crate::step::{Step, StepCtx, StepError};
+use landlord_shared::faults::{Fault, FaultKind};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run_attempt(
+    step: Arc<dyn Step>,
+    ctx: StepCtx,
+    faults: Vec<Fault>,
+    timeout: Duration,
+) -> Result<Value, StepError> {
+    let name = step.name();
+    let task = tokio::spawn(async move { faulty_run(step, ctx, faults).await });
+    guard(name, task, timeout).await
+}
+
+pub async fn compensate_attempt(
+    step: Arc<dyn Step>,
+    ctx: StepCtx,
+    output: Option<Value>,
+    timeout: Duration,
+) -> Result<(), StepError> {
+    let name = step.name();
+    let task = tokio::spawn(async move { step.compensate(&ctx, output.as_ref()).await });
+    guard(name, task, timeout).await
+}
+
+async fn guard<T>(
+    name: &str,
+    mut task: tokio::task::JoinHandle<Result<T, StepError>>,
+    timeout: Duration,
+) -> Result<T, StepError> {
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err(StepError::transient(format!(
+            "step {name} panicked: {}",
+            panic_text(join)
+        ))),
+        Ok(Err(join)) => Err(StepError::transient(format!(
+            "step {name} was cancelled: {join}"
+        ))),
+        Err(_) => {
+            task.abort();
+            Err(StepError::transient(format!(
+                "step {name} timed out after {timeout:?}"
+            )))
+        }
+    }
+}
+
+fn panic_text(join: tokio::task::JoinError) -> String {
+    let payload = join.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-text panic".into())
+}
+
+async fn faulty_run(
+    step: Arc<dyn Step>,
+    ctx: StepCtx,
+    faults: Vec<Fault>,
+) -> Result<Value, StepError> {
+    let mine: Vec<FaultKind> = faults
+        .into_iter()
+        .filter(|f| f.step == step.name())
+        .map(|f| f.kind)
+        .collect();
+    for kind in &mine {
+        match kind {
+            FaultKind::Transient(n) if ctx.attempt <= i32::try_from(*n).unwrap_or(i32::MAX) => {
+                return Err(StepError::transient(format!(
+                    "injected transient fault (attempt {})",
+                    ctx.attempt
+                )));
+            }
+            FaultKind::Permanent => return Err(StepError::permanent("injected permanent fault")),
+            FaultKind::Panic => panic!("injected panic in step {}", step.name()),
+            FaultKind::Hang => std::future::pending::<()>().await,
+            _ => {}
+        }
+    }
+    let output = step.run(&ctx).await?;
+    for kind in &mine {
+        match kind {
+            FaultKind::PermanentAfter => {
+                return Err(StepError::permanent(
+                    "injected permanent fault after the step ran",
+                ));
+            }
+            FaultKind::SleepAfter(d) => tokio::time::sleep(*d).await,
+            _ => {}
+        }
+    }
+    Ok(output)
+}

@@ -1,0 +1,225 @@
+//! Forward execution: claim an attempt, run it, commit its outcome.
+
+use super::attempt::run_attempt;
+use super::backoff::retry_delay;
+use super::{Engine, EngineError, store, total_steps};
+use crate::step::StepError;
+use landlord_shared::db;
+use landlord_shared::jobs::{Direction, StepJob, push_step_job};
+use landlord_shared::model::{Run, StepRow};
+use landlord_shared::plan::describe;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use std::time::Duration;
+use uuid::Uuid;
+
+impl Engine {
+    pub(super) async fn forward(&self, run: Run, position: i32) -> Result<(), EngineError> {
+        if run.status != "running" {
+            return Ok(()); // a late duplicate of a finished or failed run
+        }
+        let master = &self.deps.master;
+        let step_row = store::step_at(master, run.id, position)
+            .await?
+            .ok_or(EngineError::NoSuchStep(run.id, position))?;
+        if !matches!(step_row.status.as_str(), "pending" | "running" | "retrying") {
+            return Ok(()); // already decided by another delivery
+        }
+        let Some(attempt) = store::claim_attempt(master, run.id, position).await? else {
+            return Ok(());
+        };
+        let step_no = position + 1;
+        let total = total_steps();
+        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
+        let span = tracing::info_span!("step", tenant = %run.tenant_name, run_id = %run.id,
+            step = %step_row.name, attempt);
+        let _enter = span.enter();
+        if attempt > max {
+            // Only a worker that died mid-attempt gets here: each crash
+            // counted an attempt that never reported back.
+            let err = StepError::transient("attempt lost: the worker running it stopped");
+            return self.fail(&run, &step_row, &err).await;
+        }
+        tracing::info!(
+            "Step {step_no}/{total}: {} for tenant '{}' (attempt {attempt}/{max})...",
+            describe(&step_row.name),
+            run.tenant_name
+        );
+        let step = self.steps[step_row.name.as_str()].clone();
+        let ctx = self.context(&run, attempt).await?;
+        let outcome = run_attempt(
+            step,
+            ctx,
+            self.deps.cfg.faults.clone(),
+            self.deps.cfg.step_timeout,
+        )
+        .await;
+        drop(_enter);
+        match outcome {
+            Ok(output) => self.checkpoint(&run, &step_row, output).await,
+            Err(err) if err.is_transient() && attempt < max => {
+                let delay = retry_delay(self.deps.cfg.retry_delay, attempt);
+                tracing::warn!(parent: &span, "Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
+                self.schedule_retry(&run, &step_row, &err, delay).await
+            }
+            Err(err) => {
+                tracing::error!(parent: &span, "Step {step_no}/{total} failed: {err}");
+                self.fail(&run, &step_row, &err).await
+            }
+        }
+    }
+
+    async fn checkpoint(
+        &self,
+        run: &Run,
+        step: &StepRow,
+        output: Value,
+    ) -> Result<(), EngineError> {
+        let mut tx = self.deps.master.begin().await?;
+        if !store::complete_step(&mut *tx, run.id, step.position, &output).await? {
+            return Ok(()); // a concurrent delivery checkpointed first
+        }
+        // `register` reports the tenant id in its own checkpoint.
+        let tenant_id = run.tenant_id.or_else(|| output_tenant_id(&output));
+        if let Some(tenant_id) = tenant_id {
+            let resources = store::resources_in(&output);
+            if !resources.is_empty() {
+                store::record_resources(&mut *tx, tenant_id, run.id, &step.name, &resources)
+                    .await?;
+            }
+        }
+        let msg = format!(
+            "Step {}/{} complete: {}",
+            step.position + 1,
+            total_steps(),
+            describe(&step.name)
+        );
+        db::insert_provision_log(&mut *tx, tenant_id, run.id, &step.name, "success", &msg).await?;
+        self.advance(&mut tx, run, tenant_id, step.position + 1)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ {msg}");
+        Ok(())
+    }
+
+    /// Queues the next runnable step, marking skipped ones on the way, or
+    /// completes the run.
+    async fn advance(
+        &self,
+        tx: &mut PgConnection,
+        run: &Run,
+        tenant_id: Option<Uuid>,
+        mut next: i32,
+    ) -> Result<(), EngineError> {
+        while next < total_steps() {
+            let row = store::step_at(&mut *tx, run.id, next)
+                .await?
+                .ok_or(EngineError::NoSuchStep(run.id, next))?;
+            let Some(reason) = self.skip_reason(&row.name) else {
+                let job = StepJob {
+                    run_id: run.id,
+                    position: next,
+                    direction: Direction::Forward,
+                };
+                push_step_job(tx, &job, Duration::ZERO).await?;
+                return Ok(());
+            };
+            store::skip_step(&mut *tx, run.id, next, reason).await?;
+            let msg = format!("Step {}/{} skipped: {reason}", next + 1, total_steps());
+            db::insert_provision_log(&mut *tx, tenant_id, run.id, &row.name, "skipped", &msg)
+                .await?;
+            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
+            next += 1;
+        }
+        store::transition_run(&mut *tx, run.id, "running", "completed", None).await?;
+        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
+        Ok(())
+    }
+
+    async fn schedule_retry(
+        &self,
+        run: &Run,
+        step: &StepRow,
+        err: &StepError,
+        delay: Duration,
+    ) -> Result<(), EngineError> {
+        let mut tx = self.deps.master.begin().await?;
+        store::set_step_status(
+            &mut *tx,
+            run.id,
+            step.position,
+            "retrying",
+            &err.to_string(),
+        )
+        .await?;
+        let msg = format!("retrying in {} ms: {err}", delay.as_millis());
+        db::insert_provision_log(
+            &mut *tx,
+            run.tenant_id,
+            run.id,
+            &step.name,
+            "retrying",
+            &msg,
+        )
+        .await?;
+        let job = StepJob {
+            run_id: run.id,
+            position: step.position,
+            direction: Direction::Forward,
+        };
+        push_step_job(&mut tx, &job, delay).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retries exhausted or a permanent error: the run fails, the tenant is
+    /// suspended, the failure event is written, and with rollback the undo
+    /// chain starts at the failed step (its partial work included).
+    async fn fail(&self, run: &Run, step: &StepRow, err: &StepError) -> Result<(), EngineError> {
+        let mut tx = self.deps.master.begin().await?;
+        let error = format!("step {} failed: {err}", step.name);
+        let next_status = if run.rollback {
+            "compensating"
+        } else {
+            "failed"
+        };
+        if !store::transition_run(&mut *tx, run.id, "running", next_status, Some(&error)).await? {
+            return Ok(());
+        }
+        store::set_step_status(&mut *tx, run.id, step.position, "failed", &err.to_string()).await?;
+        // Only a tenant row this run registered is ours to suspend.
+        if let Some(id) = run.tenant_id {
+            store::set_tenant_status(&mut *tx, id, "suspended").await?;
+        }
+        db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "error", &error)
+            .await?;
+        let payload = json!({
+            "tenantId": run.tenant_id,
+            "tenantName": run.tenant_name,
+            "error": err.to_string(),
+            "failedStep": step.name,
+        });
+        db::insert_event(
+            &mut *tx,
+            run.tenant_id,
+            run.id,
+            "tenant.provisioning_failed",
+            &payload,
+        )
+        .await?;
+        if run.rollback {
+            let job = StepJob {
+                run_id: run.id,
+                position: step.position,
+                direction: Direction::Undo,
+            };
+            push_step_job(&mut tx, &job, Duration::ZERO).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn output_tenant_id(output: &Value) -> Option<Uuid> {
+    output.get("tenant_id")?.as_str()?.parse().ok()
+}

@@ -1,0 +1,182 @@
+//! The engine's writes to `workflow_steps`, `workflow_runs` and friends.
+//! Guards in the WHERE clauses make each transition happen at most once,
+//! whatever the number of deliveries of a job.
+
+use landlord_shared::model::{ResourceRef, StepRow};
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+pub async fn step_at(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+) -> sqlx::Result<Option<StepRow>> {
+    sqlx::query_as("SELECT * FROM workflow_steps WHERE run_id = $1 AND position = $2")
+        .bind(run_id)
+        .bind(position)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Starts an attempt; `None` when the step is no longer runnable.
+pub async fn claim_attempt(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(
+        "UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
+                started_at = COALESCE(started_at, now())
+         WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')
+         RETURNING attempts",
+    )
+    .bind(run_id)
+    .bind(position)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Stores the checkpoint; false when another delivery got there first.
+pub async fn complete_step(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    output: &Value,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE workflow_steps SET status = 'completed', output = $3, last_error = NULL,
+                finished_at = now()
+         WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')",
+    )
+    .bind(run_id)
+    .bind(position)
+    .bind(output)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn skip_step(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    reason: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE workflow_steps SET status = 'skipped', last_error = $3,
+                started_at = now(), finished_at = now()
+         WHERE run_id = $1 AND position = $2 AND status = 'pending'",
+    )
+    .bind(run_id)
+    .bind(position)
+    .bind(format!("skipped: {reason}"))
+    .execute(ex)
+    .await
+    .map(drop)
+}
+
+pub async fn set_step_status(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    status: &str,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE workflow_steps SET status = $3, last_error = $4,
+                finished_at = CASE WHEN $3 = 'failed' THEN now() ELSE finished_at END
+         WHERE run_id = $1 AND position = $2",
+    )
+    .bind(run_id)
+    .bind(position)
+    .bind(status)
+    .bind(error)
+    .execute(ex)
+    .await
+    .map(drop)
+}
+
+/// Moves a run out of `from`; false when it was not there.
+pub async fn transition_run(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    from: &str,
+    to: &str,
+    error: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE workflow_runs SET status = $3, error = COALESCE($4, error), updated_at = now(),
+                finished_at = CASE WHEN $3 IN ('running', 'compensating') THEN NULL ELSE now() END
+         WHERE id = $1 AND status = $2",
+    )
+    .bind(run_id)
+    .bind(from)
+    .bind(to)
+    .bind(error)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_tenant_status(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1")
+        .bind(tenant_id)
+        .bind(status)
+        .execute(ex)
+        .await
+        .map(drop)
+}
+
+/// Resources named in a checkpoint's `"resources"` array.
+pub fn resources_in(output: &Value) -> Vec<ResourceRef> {
+    output
+        .get("resources")
+        .and_then(|r| serde_json::from_value(r.clone()).ok())
+        .unwrap_or_default()
+}
+
+pub async fn record_resources(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    run_id: Uuid,
+    step: &str,
+    resources: &[ResourceRef],
+) -> sqlx::Result<()> {
+    let kinds: Vec<&str> = resources.iter().map(|r| r.kind.as_str()).collect();
+    let names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO tenant_resources (id, tenant_id, run_id, step, kind, name)
+         SELECT gen_random_uuid(), $1, $2, $3, kind, name FROM unnest($4::text[], $5::text[]) AS t(kind, name)
+         ON CONFLICT (tenant_id, kind, name) DO UPDATE
+            SET deleted_at = NULL, run_id = EXCLUDED.run_id, step = EXCLUDED.step",
+    )
+    .bind(tenant_id)
+    .bind(run_id)
+    .bind(step)
+    .bind(&kinds)
+    .bind(&names)
+    .execute(ex)
+    .await
+    .map(drop)
+}
+
+pub async fn mark_resources_deleted(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    step: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tenant_resources SET deleted_at = now()
+         WHERE tenant_id = $1 AND step = $2 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(step)
+    .execute(ex)
+    .await
+    .map(drop)
+}

@@ -1,0 +1,161 @@
+//! Compensation: undo steps in reverse order, one job per step, each undo
+//! idempotent and retried like a forward step.
+
+use super::attempt::compensate_attempt;
+use super::backoff::retry_delay;
+use super::{Engine, EngineError, store};
+use landlord_shared::db;
+use landlord_shared::jobs::{Direction, StepJob, push_step_job};
+use landlord_shared::model::Run;
+use sqlx::PgConnection;
+use std::time::Duration;
+
+/// Step states that may have left something behind to undo.
+const UNDOABLE: &[&str] = &["completed", "failed", "compensating", "running", "retrying"];
+
+impl Engine {
+    pub(super) async fn undo(&self, run: Run, position: i32) -> Result<(), EngineError> {
+        if run.status != "compensating" {
+            return Ok(());
+        }
+        let master = &self.deps.master;
+        let row = store::step_at(master, run.id, position)
+            .await?
+            .ok_or(EngineError::NoSuchStep(run.id, position))?;
+        let step = self.steps.get(row.name.as_str()).cloned();
+        let Some(step) = step.filter(|_| UNDOABLE.contains(&row.status.as_str())) else {
+            let mut tx = master.begin().await?;
+            self.undo_next(&mut tx, &run, position).await?;
+            tx.commit().await?;
+            return Ok(());
+        };
+        let attempt: i32 = sqlx::query_scalar(
+            "UPDATE workflow_steps SET status = 'compensating', undo_attempts = undo_attempts + 1
+             WHERE run_id = $1 AND position = $2 RETURNING undo_attempts",
+        )
+        .bind(run.id)
+        .bind(position)
+        .fetch_one(master)
+        .await?;
+        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, attempt,
+            "Compensating step {}: {}", position + 1, row.name);
+        let ctx = self.context(&run, attempt).await?;
+        let outcome = compensate_attempt(
+            step,
+            ctx,
+            // Only a completed step has a checkpoint; a failed or interrupted
+            // one is undone from its names alone.
+            row.output.clone(),
+            self.deps.cfg.step_timeout,
+        )
+        .await;
+        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
+        let mut tx = master.begin().await?;
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE workflow_steps SET status = 'compensated', compensated_at = now(), last_error = NULL
+                     WHERE run_id = $1 AND position = $2",
+                )
+                .bind(run.id)
+                .bind(position)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(tenant_id) = run.tenant_id {
+                    store::mark_resources_deleted(&mut *tx, tenant_id, &row.name).await?;
+                }
+                let msg = format!("Step {} undone: {}", position + 1, row.name);
+                db::insert_provision_log(
+                    &mut *tx,
+                    run.tenant_id,
+                    run.id,
+                    &row.name,
+                    "compensated",
+                    &msg,
+                )
+                .await?;
+                self.undo_next(&mut tx, &run, position).await?;
+            }
+            Err(err) if err.is_transient() && attempt < max => {
+                tracing::warn!(run_id = %run.id, step = %row.name, "undo failed, retrying: {err}");
+                store::set_step_status(
+                    &mut *tx,
+                    run.id,
+                    position,
+                    "compensating",
+                    &err.to_string(),
+                )
+                .await?;
+                let job = StepJob {
+                    run_id: run.id,
+                    position,
+                    direction: Direction::Undo,
+                };
+                push_step_job(
+                    &mut tx,
+                    &job,
+                    retry_delay(self.deps.cfg.retry_delay, attempt),
+                )
+                .await?;
+            }
+            Err(err) => {
+                tracing::error!(run_id = %run.id, step = %row.name, "undo failed: {err}");
+                let error = format!("undo of step {} failed: {err}", row.name);
+                store::set_step_status(
+                    &mut *tx,
+                    run.id,
+                    position,
+                    "compensating",
+                    &err.to_string(),
+                )
+                .await?;
+                store::transition_run(
+                    &mut *tx,
+                    run.id,
+                    "compensating",
+                    "compensation_failed",
+                    Some(&error),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queues the undo of the nearest earlier step with something to undo,
+    /// or ends the compensation.
+    async fn undo_next(
+        &self,
+        tx: &mut PgConnection,
+        run: &Run,
+        position: i32,
+    ) -> Result<(), EngineError> {
+        let statuses: Vec<&str> = UNDOABLE.to_vec();
+        let prev: Option<i32> = sqlx::query_scalar(
+            "SELECT max(position) FROM workflow_steps
+             WHERE run_id = $1 AND position < $2 AND status = ANY($3)",
+        )
+        .bind(run.id)
+        .bind(position)
+        .bind(&statuses)
+        .fetch_one(&mut *tx)
+        .await?;
+        match prev {
+            Some(p) => {
+                let job = StepJob {
+                    run_id: run.id,
+                    position: p,
+                    direction: Direction::Undo,
+                };
+                push_step_job(tx, &job, Duration::ZERO).await?;
+            }
+            None => {
+                store::transition_run(&mut *tx, run.id, "compensating", "compensated", None)
+                    .await?;
+                tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "Rollback complete");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,9 @@
+//! The landlord worker: the workflow engine and its steps.
+
+pub mod deps;
+pub mod engine;
+pub mod runner;
+pub mod step;
+pub mod steps;
+
+pub use engine::Engine;
