@@ -1,0 +1,227 @@
+//! Engine benchmark: real worker processes against the real Postgres of
+//! deploy/pg.sh. Prints medians and p99 and writes bench/results.md.
+//!
+//! Run with `bench/run.sh` (it starts Postgres first).
+
+#[path = "../tests/it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use chrono::{DateTime, Utc};
+use harness::TestEnv;
+use landlord_shared::db;
+use landlord_shared::model::StepRow;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+const LATENCY_RUNS: usize = 30;
+const DRAIN_RUNS: usize = 300;
+
+fn ms(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+}
+
+fn pct(values: &[f64], p: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).ceil() as usize]
+}
+
+fn row(name: &str, values: &[f64], unit: &str) -> String {
+    format!(
+        "| {name} | {:.1} {unit} | {:.1} {unit} | {} |\n",
+        pct(values, 0.5),
+        pct(values, 0.99),
+        values.len()
+    )
+}
+
+fn spawn_workers(env: &TestEnv, n: usize) -> Vec<Child> {
+    (0..n)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_landlord"))
+                .arg("worker")
+                .envs(env.child_env())
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect()
+}
+
+/// Peak resident set of a live process, from /proc (VmHWM), in MiB.
+fn peak_rss_mib(child: &Child) -> f64 {
+    let pid = child.id().expect("live worker");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+async fn stop(mut workers: Vec<Child>) {
+    for w in &mut workers {
+        let _ = w.start_kill();
+        let _ = w.wait().await;
+    }
+}
+
+/// Sequential provisions on an idle worker: per-step latency, total,
+/// pickup latency, and the engine's gap between consecutive steps.
+async fn latency(out: &mut String) -> f64 {
+    let env = TestEnv::new(&[]).await;
+    let workers = spawn_workers(&env, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut per_step: BTreeMap<(i32, String), Vec<f64>> = BTreeMap::new();
+    let (mut totals, mut pickups, mut gaps) = (vec![], vec![], vec![]);
+    for i in 0..LATENCY_RUNS {
+        let started = env.start(&format!("lat{i}")).await.run;
+        let run = env
+            .wait_finished(started.id, Duration::from_secs(120))
+            .await;
+        assert_eq!(run.status, "completed", "{:?}", run.error);
+        let steps: Vec<StepRow> = db::steps_of_run(&env.pool, run.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.status == "completed")
+            .collect();
+        for s in &steps {
+            per_step
+                .entry((s.position, s.name.clone()))
+                .or_default()
+                .push(ms(s.started_at.unwrap(), s.finished_at.unwrap()));
+        }
+        totals.push(ms(run.created_at, run.finished_at.unwrap()));
+        pickups.push(ms(run.created_at, steps[0].started_at.unwrap()));
+        for pair in steps.windows(2) {
+            gaps.push(ms(
+                pair[0].finished_at.unwrap(),
+                pair[1].started_at.unwrap(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await; // idle again
+    }
+    let rss = peak_rss_mib(&workers[0]);
+    stop(workers).await;
+    out.push_str("### Provisioning latency, Postgres + storage path (1 worker process, idle between runs)\n\n");
+    out.push_str("| measure | median | p99 | n |\n|---|---|---|---|\n");
+    for ((_, name), v) in &per_step {
+        out.push_str(&row(&format!("step {name}"), v, "ms"));
+    }
+    out.push_str(&row("**total** (enqueue → run completed)", &totals, "ms"));
+    out.push_str(&row(
+        "idle pickup (enqueue → first step starts)",
+        &pickups,
+        "ms",
+    ));
+    out.push_str(&row(
+        "engine overhead per step (checkpoint → next step starts)",
+        &gaps,
+        "ms",
+    ));
+    out.push('\n');
+    rss
+}
+
+/// Drains queued runs whose steps touch only the master DB and the
+/// filesystem (validate, register, storage, record, activate; the Postgres
+/// steps unconfigured): the engine's own throughput.
+async fn drain(workers_n: usize) -> (f64, f64, f64) {
+    let env = TestEnv::new(&[("POSTGRES_ADMIN_URL", "")]).await;
+    for i in 0..DRAIN_RUNS {
+        env.start(&format!("drain{i}")).await;
+    }
+    let workers = spawn_workers(&env, workers_n);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM workflow_runs WHERE finished_at IS NULL")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drain did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rss = workers.iter().map(peak_rss_mib).fold(0.0, f64::max);
+    stop(workers).await;
+    let (first, last, steps): (DateTime<Utc>, DateTime<Utc>, i64) = sqlx::query_as(
+        "SELECT min(started_at), max(finished_at), count(*) FROM workflow_steps WHERE status = 'completed'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM workflow_runs WHERE status <> 'completed'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(failed, 0);
+    let secs = ms(first, last) / 1000.0;
+    (steps as f64 / secs, DRAIN_RUNS as f64 / secs, rss)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores ({cpu}), {mem}")
+}
+
+#[tokio::main]
+async fn main() {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Engine benchmark ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), release build, default worker settings (concurrency 4 per process).\n",
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine()
+    );
+    let rss_latency = latency(&mut out).await;
+    let (steps1, runs1, rss1) = drain(1).await;
+    let (steps2, runs2, rss2) = drain(2).await;
+    let _ = writeln!(
+        out,
+        "### Drain throughput, {DRAIN_RUNS} queued runs of master-DB-only steps (5 run, 5 skipped per run)\n"
+    );
+    out.push_str("| worker processes | steps/s | runs/s |\n|---|---|---|\n");
+    let _ = writeln!(out, "| 1 | {steps1:.0} | {runs1:.1} |");
+    let _ = writeln!(out, "| 2 | {steps2:.0} | {runs2:.1} |");
+    let _ = writeln!(out, "\n2 processes / 1 process: {:.2}×\n", steps2 / steps1);
+    let _ = writeln!(
+        out,
+        "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
+    );
+    print!("{out}");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.md");
+    std::fs::write(path, &out).expect("write bench/results.md");
+    eprintln!("wrote {path}");
+}
