@@ -12,8 +12,18 @@ set -euo pipefail
 
 home=${LANDLORD_HOME:-$PWD/.landlord}
 port=${LANDLORD_PG_PORT:-54329}
-data=$home/pg/data
-log=$home/pg/log
+pgdir=$home/pg
+# As root the cluster runs as the postgres account, which must be able to
+# reach the data directory; a checkout under a private folder falls back to
+# a directory named after the checkout's path.
+if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1; then
+  mkdir -p "$home"
+  if ! runuser -u postgres -- test -x "$home"; then
+    pgdir=/var/lib/postgresql/landlord-$(printf '%s' "$home" | md5sum | cut -c1-12)
+  fi
+fi
+data=$pgdir/data
+log=$pgdir/log
 password=landlord
 
 pg_bindir() {
@@ -39,8 +49,8 @@ as_owner() {
 start() {
   ensure_installed
   local bin; bin=$(pg_bindir)
-  mkdir -p "$home/pg"
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$home/pg"; fi
+  mkdir -p "$pgdir"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; fi
   if [ ! -s "$data/PG_VERSION" ]; then
     local pwfile; pwfile=$(mktemp); echo "$password" > "$pwfile"; chmod 644 "$pwfile"
     as_owner "$bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" \
@@ -51,7 +61,7 @@ start() {
     return
   fi
   as_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start \
-    -o "-p $port -k $home/pg -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c shared_buffers=128MB" >/dev/null
+    -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c shared_buffers=128MB" >/dev/null
   echo "postgres running on 127.0.0.1:$port (data in $data)" >&2
 }
 

@@ -7,10 +7,12 @@ mod seed;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use landlord_shared::config::Config;
-use landlord_shared::model::ProvisionParams;
-use landlord_shared::start::start_provision;
-use landlord_shared::tenant::TenantKey;
+use landlord_shared::model::{AdminContact, ProvisionParams};
+use landlord_shared::secrets::{SecretStore, admin_secret_ref};
+use landlord_shared::start::{retry_run, start_provision};
+use landlord_shared::tenant::{TenantKey, TenantNames};
 use landlord_shared::{db, migrate, telemetry};
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -46,6 +48,13 @@ enum Command {
         plan: Option<String>,
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// The tenant's first administrator (a Keycloak user).
+        #[arg(long, requires_all = ["admin_first_name", "admin_last_name"])]
+        admin_email: Option<String>,
+        #[arg(long)]
+        admin_first_name: Option<String>,
+        #[arg(long)]
+        admin_last_name: Option<String>,
         /// Seconds to wait with --wait.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -56,6 +65,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Resume a tenant's failed run at its failed step.
+    Retry {
+        tenant: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Print the tenant admin's initial password (from the secret store).
+    AdminPassword { tenant: String },
     /// Migrate, run a worker in-process and provision a demo tenant.
     Dev {
         #[arg(long, default_value = "demo")]
@@ -117,6 +136,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wait,
             plan,
             domains,
+            admin_email,
+            admin_first_name,
+            admin_last_name,
             timeout,
         } => {
             let key = match parse_key(&tenant) {
@@ -124,7 +146,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             let pool = connect(&cfg).await?;
-            let params = ProvisionParams { plan, domains };
+            let admin = admin_email.map(|email| AdminContact {
+                email,
+                first_name: admin_first_name.unwrap_or_default(),
+                last_name: admin_last_name.unwrap_or_default(),
+            });
+            let params = ProvisionParams {
+                plan,
+                domains,
+                admin,
+            };
             return provision(
                 &pool,
                 &cfg,
@@ -133,6 +164,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 wait.then(|| Duration::from_secs(timeout)),
             )
             .await;
+        }
+        Command::Retry {
+            tenant,
+            wait,
+            timeout,
+        } => {
+            let pool = connect(&cfg).await?;
+            let run = db::latest_run_for_tenant(&pool, &tenant)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("tenant '{tenant}' has no run"))?;
+            let run = retry_run(&pool, run.id).await?;
+            println!("resumed run {} for tenant '{tenant}'", run.id);
+            if wait {
+                return finish(&pool, &tenant, run.id, Duration::from_secs(timeout)).await;
+            }
+        }
+        Command::AdminPassword { tenant } => {
+            let pool = connect(&cfg).await?;
+            let key = cfg
+                .secret_key
+                .as_ref()
+                .ok_or_else(|| anyhow::anyhow!("LANDLORD_SECRET_KEY is not set"))?;
+            let store = SecretStore::from_base64(key)?;
+            let realm = TenantNames::new(&cfg.name_prefix, &TenantKey::parse(&tenant)?).realm();
+            let password = store.get(&pool, &admin_secret_ref(&realm)).await?;
+            println!("{}", password.expose_secret());
         }
         Command::Status { tenant, json } => {
             return status(&connect(&cfg).await?, &tenant, json).await;
@@ -151,7 +208,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }));
             let params = ProvisionParams {
                 plan: Some("demo".into()),
-                domains: vec![],
+                ..Default::default()
             };
             let code = provision(&pool, &cfg, &key, &params, Some(Duration::from_secs(600))).await;
             let _ = stop.send(());
@@ -182,14 +239,24 @@ async fn provision(
             run.id, run.workflow_id, run.status
         );
     }
-    let Some(timeout) = wait else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let run = follow::follow(pool, run.id, timeout).await?;
+    match wait {
+        Some(timeout) => finish(pool, key.as_str(), run.id, timeout).await,
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Follows a run to its end; success only if the tenant is active.
+async fn finish(
+    pool: &PgPool,
+    tenant: &str,
+    run_id: uuid::Uuid,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    let run = follow::follow(pool, run_id, timeout).await?;
     follow::print_summary(pool, &run).await?;
-    let tenant = db::tenant_by_name(pool, key.as_str()).await?;
-    let status = tenant.as_ref().map_or("absent", |t| t.status.as_str());
-    println!("tenant '{key}' is {status}");
+    let found = db::tenant_by_name(pool, tenant).await?;
+    let status = found.as_ref().map_or("absent", |t| t.status.as_str());
+    println!("tenant '{tenant}' is {status}");
     Ok(if status == "active" {
         ExitCode::SUCCESS
     } else {

@@ -24,8 +24,11 @@ pub struct Config {
     /// skipped when unset.
     pub postgres_admin_url: Option<String>,
     pub mongodb_admin_uri: Option<String>,
-    pub qdrant_url: Option<String>,
-    pub keycloak_base_url: Option<String>,
+    pub qdrant: Option<QdrantConfig>,
+    pub keycloak: Option<KeycloakConfig>,
+    /// S3 bucket mode for the storage step; folder mode when unset.
+    pub s3: Option<S3Config>,
+    pub notify: NotifyConfig,
     pub name_prefix: NamePrefix,
     pub tenant_storage_root: PathBuf,
     pub rollback_on_failure: bool,
@@ -40,6 +43,63 @@ pub struct Config {
     /// 32-byte key (base64) for the secret store.
     pub secret_key: Option<SecretString>,
     pub faults: Vec<Fault>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeycloakConfig {
+    pub base_url: String,
+    pub admin_username: String,
+    pub admin_password: SecretString,
+    pub client_id: String,
+    /// With a secret, the admin token comes from client credentials.
+    pub client_secret: Option<SecretString>,
+    /// Realm template JSON; the built-in `deploy/keycloak/realm-template.json`
+    /// when unset.
+    pub realm_template_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QdrantConfig {
+    pub url: String,
+    pub api_key: Option<SecretString>,
+    pub vector_size: u64,
+    pub distance: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: SecretString,
+}
+
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    /// Generic webhook, signed with HMAC-SHA256 when a secret is set.
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<SecretString>,
+    /// Novu-style trigger API (`POST {url}/v1/events/trigger`).
+    pub novu_api_url: Option<String>,
+    pub novu_api_key: Option<SecretString>,
+    pub attempts: u32,
+    pub support_email: String,
+    /// URL templates; `{tenant}` is replaced by the tenant key.
+    pub app_plane_url: String,
+    pub admin_portal_url: String,
+}
+
+/// Qdrant's distance names, as its API spells them.
+fn parse_distance(raw: Option<&str>) -> Result<String, ConfigError> {
+    let raw = raw.unwrap_or("Cosine");
+    ["Cosine", "Euclid", "Dot", "Manhattan"]
+        .iter()
+        .find(|d| d.eq_ignore_ascii_case(raw))
+        .map(|d| (*d).to_owned())
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "QDRANT_DISTANCE",
+            reason: format!("expected Cosine, Euclid, Dot or Manhattan, got '{raw}'"),
+        })
 }
 
 impl Config {
@@ -96,8 +156,53 @@ impl Config {
                 .ok_or(ConfigError::Missing("MASTER_DATABASE_URL"))?,
             postgres_admin_url: get("POSTGRES_ADMIN_URL"),
             mongodb_admin_uri: get("MONGODB_ADMIN_URI"),
-            qdrant_url: get("QDRANT_URL"),
-            keycloak_base_url: get("KEYCLOAK_BASE_URL"),
+            qdrant: match get("QDRANT_URL") {
+                None => None,
+                Some(url) => Some(QdrantConfig {
+                    url: url.trim_end_matches('/').to_owned(),
+                    api_key: get("QDRANT_API_KEY").map(SecretString::from),
+                    vector_size: parse_u64("QDRANT_VECTOR_SIZE", 1536)?,
+                    distance: parse_distance(get("QDRANT_DISTANCE").as_deref())?,
+                }),
+            },
+            keycloak: match get("KEYCLOAK_BASE_URL") {
+                None => None,
+                Some(url) => Some(KeycloakConfig {
+                    base_url: url.trim_end_matches('/').to_owned(),
+                    admin_username: get("KEYCLOAK_ADMIN_USERNAME").unwrap_or_default(),
+                    admin_password: SecretString::from(
+                        get("KEYCLOAK_ADMIN_PASSWORD").unwrap_or_default(),
+                    ),
+                    client_id: get("KEYCLOAK_ADMIN_CLIENT_ID")
+                        .unwrap_or_else(|| "admin-cli".into()),
+                    client_secret: get("KEYCLOAK_ADMIN_CLIENT_SECRET").map(SecretString::from),
+                    realm_template_path: get("KEYCLOAK_REALM_TEMPLATE_PATH").map(PathBuf::from),
+                }),
+            },
+            s3: match get("S3_ENDPOINT") {
+                None => None,
+                Some(endpoint) => Some(S3Config {
+                    endpoint,
+                    region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+                    access_key: get("S3_ACCESS_KEY")
+                        .ok_or(ConfigError::Missing("S3_ACCESS_KEY"))?,
+                    secret_key: SecretString::from(
+                        get("S3_SECRET_KEY").ok_or(ConfigError::Missing("S3_SECRET_KEY"))?,
+                    ),
+                }),
+            },
+            notify: NotifyConfig {
+                webhook_url: get("WEBHOOK_URL"),
+                webhook_secret: get("WEBHOOK_SECRET").map(SecretString::from),
+                novu_api_url: get("NOVU_API_URL").map(|u| u.trim_end_matches('/').to_owned()),
+                novu_api_key: get("NOVU_API_KEY").map(SecretString::from),
+                attempts: u32::try_from(parse_u64("NOTIFY_RETRY_ATTEMPTS", 5)?.max(1)).unwrap_or(5),
+                support_email: get("SUPPORT_EMAIL").unwrap_or_else(|| "support@example.com".into()),
+                app_plane_url: get("APP_PLANE_URL")
+                    .unwrap_or_else(|| "https://{tenant}.example.com".into()),
+                admin_portal_url: get("ADMIN_PORTAL_URL")
+                    .unwrap_or_else(|| "https://admin.example.com/tenants/{tenant}".into()),
+            },
             name_prefix,
             tenant_storage_root: get("TENANT_STORAGE_ROOT")
                 .unwrap_or_else(|| "storage/tenants".into())

@@ -1,8 +1,9 @@
 //! Master-database queries shared by the CLI, the API and the worker.
 //! Each takes `impl PgExecutor` so it runs on a pool or inside a transaction.
 
+use crate::jobs::{NotifyJob, push_notify_job};
 use crate::model::{Run, StepRow, Tenant};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 pub async fn run_by_id(ex: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Run>> {
@@ -75,17 +76,26 @@ pub async fn insert_provision_log(
     .map(drop)
 }
 
-/// Writes an outbox event once per idempotency key.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("enqueue failed: {0}")]
+    Queue(#[from] apalis_postgres::Error),
+}
+
+/// Writes an outbox event once per (run, type) and, in the same
+/// transaction, the job that delivers it.
 pub async fn insert_event(
-    ex: impl PgExecutor<'_>,
+    conn: &mut PgConnection,
     tenant_id: Option<Uuid>,
     run_id: Uuid,
     kind: &str,
     payload: &serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query(
+) -> Result<(), OutboxError> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, tenant_id, run_id, type, payload, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(Uuid::now_v7())
     .bind(tenant_id)
@@ -93,7 +103,10 @@ pub async fn insert_event(
     .bind(kind)
     .bind(payload)
     .bind(format!("{run_id}:{kind}"))
-    .execute(ex)
-    .await
-    .map(drop)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(event_id) = inserted {
+        push_notify_job(conn, &NotifyJob { event_id }, std::time::Duration::ZERO).await?;
+    }
+    Ok(())
 }

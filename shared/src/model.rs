@@ -11,6 +11,17 @@ pub struct ProvisionParams {
     pub plan: Option<String>,
     #[serde(default)]
     pub domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminContact>,
+}
+
+/// The tenant's first administrator (seed 004's signup fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminContact {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

@@ -103,6 +103,11 @@ impl SecretStore {
     }
 }
 
+/// Where the initial password of a realm's admin user is kept.
+pub fn admin_secret_ref(realm: &str) -> String {
+    format!("keycloak/{realm}/admin")
+}
+
 /// A random password of `len` alphanumeric characters: safe inside a quoted
 /// SQL literal and in URLs without escaping.
 pub fn generate_password(len: usize) -> SecretString {

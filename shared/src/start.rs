@@ -79,3 +79,68 @@ pub async fn start_provision(
     tx.commit().await?;
     Ok(Started { run, created: true })
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("run not found")]
+    NotFound,
+    #[error("only a failed run can be retried; this one is {0}")]
+    NotFailed(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("enqueue failed: {0}")]
+    Queue(#[from] apalis_postgres::Error),
+}
+
+/// Resumes a failed run at its failed step: completed checkpoints are kept
+/// and not re-run; the failed step gets a fresh retry budget.
+pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, RetryError> {
+    let mut tx = pool.begin().await?;
+    let current = db::run_by_id(&mut *tx, run_id)
+        .await?
+        .ok_or(RetryError::NotFound)?;
+    let run: Option<Run> = sqlx::query_as(
+        "UPDATE workflow_runs SET status = 'running', error = NULL, finished_at = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'failed' RETURNING *",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let run = run.ok_or(RetryError::NotFailed(current.status))?;
+    let position: i32 = sqlx::query_scalar(
+        "UPDATE workflow_steps SET status = 'pending', attempts = 0, last_error = NULL, finished_at = NULL
+         WHERE run_id = $1 AND status = 'failed' RETURNING position",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .unwrap_or(0);
+    if let Some(tenant_id) = run.tenant_id {
+        sqlx::query(
+            "UPDATE tenants SET status = 'provisioning', updated_at = now() WHERE id = $1 AND status = 'suspended'",
+        )
+        .bind(tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let step = crate::plan::PROVISION_STEPS
+        .get(usize::try_from(position).unwrap_or(0))
+        .map_or("", |s| s.0);
+    db::insert_provision_log(
+        &mut *tx,
+        run.tenant_id,
+        run.id,
+        step,
+        "retrying",
+        "retry requested by an operator",
+    )
+    .await?;
+    let job = StepJob {
+        run_id,
+        position,
+        direction: Direction::Forward,
+    };
+    push_step_job(&mut tx, &job, Duration::ZERO).await?;
+    tx.commit().await?;
+    Ok(run)
+}

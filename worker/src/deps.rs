@@ -1,5 +1,6 @@
-//! Long-lived handles the steps share: config, pools, secret store.
+//! Long-lived handles the steps share: config, pools, clients, secrets.
 
+use crate::clients::keycloak::Keycloak;
 use landlord_shared::config::Config;
 use landlord_shared::secrets::SecretStore;
 use sqlx::PgPool;
@@ -14,6 +15,10 @@ pub struct Deps {
     pub admin: Option<PgPool>,
     pub admin_options: Option<PgConnectOptions>,
     pub secrets: Option<SecretStore>,
+    /// One HTTP client (connection pool) for Qdrant, S3 and webhooks.
+    pub http: reqwest::Client,
+    pub keycloak: Option<Keycloak>,
+    pub mongo: Option<mongodb::Client>,
 }
 
 impl Deps {
@@ -39,12 +44,31 @@ impl Deps {
             .as_ref()
             .map(SecretStore::from_base64)
             .transpose()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let keycloak = cfg.keycloak.clone().map(|k| Keycloak::new(k, http.clone()));
+        let mongo = match &cfg.mongodb_admin_uri {
+            Some(uri) => {
+                let mut opts = mongodb::options::ClientOptions::parse(uri).await?;
+                // Fail an attempt in seconds, not the driver's 30 s default:
+                // the engine's retry with backoff handles outages.
+                opts.server_selection_timeout = Some(Duration::from_secs(5));
+                opts.app_name = Some("landlord".into());
+                Some(mongodb::Client::with_options(opts)?)
+            }
+            None => None,
+        };
         Ok(Self {
             cfg,
             master,
             admin,
             admin_options,
             secrets,
+            http,
+            keycloak,
+            mongo,
         })
     }
 }

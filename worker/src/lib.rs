@@ -1,7 +1,9 @@
 //! The landlord worker: the workflow engine and its steps.
 
+pub mod clients;
 pub mod deps;
 pub mod engine;
+pub mod notify;
 pub mod runner;
 pub mod step;
 pub mod steps;

@@ -5,8 +5,10 @@ use crate::engine::Engine;
 use crate::steps::provision_steps;
 use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
+use futures::FutureExt;
 use landlord_shared::config::Config;
-use landlord_shared::jobs::{STEP_QUEUE, StepJob};
+use landlord_shared::jobs::{NOTIFY_QUEUE, NotifyJob, STEP_QUEUE, StepJob};
+use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -39,38 +41,71 @@ async fn handle(job: StepJob, engine: Data<Arc<Engine>>) -> Result<(), BoxDynErr
     })
 }
 
-/// Consumes step jobs until `shutdown` resolves; in-flight jobs finish first.
+async fn handle_notify(job: NotifyJob, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    crate::notify::deliver(&engine.deps, job)
+        .await
+        .map_err(|e| {
+            tracing::error!("delivery error, job will be re-delivered: {e}");
+            e.into()
+        })
+}
+
+/// A queue backend: LISTEN for prompt pickup, plus polling, since the insert
+/// trigger does not fire for delayed jobs (trap 7).
+fn backend<T>(
+    cfg: &Config,
+    pool: &PgPool,
+    queue: &str,
+    batch: usize,
+) -> PollWith<PostgresStorage<T>, Strategy> {
+    let config = apalis_postgres::Config::default()
+        .queue(queue)
+        .batch_size(batch)
+        .heartbeat_interval(cfg.heartbeat_interval)
+        .missed_heartbeats(cfg.missed_heartbeats);
+    let storage = PostgresStorage::<T>::new(pool).with_config(config);
+    let strategy = Strategy::new()
+        .stream(Pubsub::new(pool.clone(), queue.to_owned()))
+        .interval(cfg.poll_interval);
+    PollWith::new(storage, strategy)
+}
+
+/// Consumes step and notification jobs until `shutdown` resolves;
+/// in-flight jobs finish first.
 pub async fn run_worker(
     engine: Arc<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cfg = &engine.deps.cfg;
     let pool = engine.deps.master.clone();
-    let config = apalis_postgres::Config::default()
-        .queue(STEP_QUEUE)
-        .batch_size(cfg.worker_concurrency)
-        .heartbeat_interval(cfg.heartbeat_interval)
-        .missed_heartbeats(cfg.missed_heartbeats);
-    let storage = PostgresStorage::<StepJob>::new(&pool).with_config(config);
-    // LISTEN for prompt pickup, plus polling: the insert trigger does not
-    // fire for delayed jobs (trap 7).
-    let strategy = Strategy::new()
-        .stream(Pubsub::new(pool.clone(), STEP_QUEUE.to_owned()))
-        .interval(cfg.poll_interval);
-    let backend = PollWith::new(storage, strategy);
     let name = unique_worker_name();
     tracing::info!(worker = %name, concurrency = cfg.worker_concurrency,
         orphan_timeout = ?cfg.orphan_timeout(), "worker started");
-    let worker = WorkerBuilder::new(name)
-        .backend(backend)
+    let shutdown = shutdown.boxed().shared();
+    let steps = WorkerBuilder::new(name.clone())
+        .backend(backend::<StepJob>(
+            cfg,
+            &pool,
+            STEP_QUEUE,
+            cfg.worker_concurrency,
+        ))
         .concurrency(cfg.worker_concurrency)
         .data(engine.clone())
         .build(handle);
-    worker
-        .run_until(async move {
-            shutdown.await;
-            Ok::<(), std::io::Error>(())
-        })
-        .await?;
+    let notify = WorkerBuilder::new(format!("{name}-notify"))
+        .backend(backend::<NotifyJob>(cfg, &pool, NOTIFY_QUEUE, 2))
+        .concurrency(2)
+        .data(engine.clone())
+        .build(handle_notify);
+    let stop = |s: futures::future::Shared<_>| async move {
+        s.await;
+        Ok::<(), std::io::Error>(())
+    };
+    let (a, b) = tokio::join!(
+        steps.run_until(stop(shutdown.clone())),
+        notify.run_until(stop(shutdown))
+    );
+    a?;
+    b?;
     Ok(())
 }

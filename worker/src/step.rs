@@ -60,6 +60,15 @@ impl From<sqlx::Error> for StepError {
     }
 }
 
+impl From<landlord_shared::db::OutboxError> for StepError {
+    fn from(e: landlord_shared::db::OutboxError) -> Self {
+        match e {
+            landlord_shared::db::OutboxError::Db(db) => db.into(),
+            other => Self::Transient(other.into()),
+        }
+    }
+}
+
 impl From<std::io::Error> for StepError {
     fn from(e: std::io::Error) -> Self {
         use std::io::ErrorKind::*;

@@ -193,11 +193,15 @@ impl Engine {
         }
         db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "error", &error)
             .await?;
+        let admin = run.params.admin.as_ref();
         let payload = json!({
             "tenantId": run.tenant_id,
             "tenantName": run.tenant_name,
+            "email": admin.map(|a| a.email.as_str()),
+            "firstName": admin.map(|a| a.first_name.as_str()),
             "error": err.to_string(),
             "failedStep": step.name,
+            "supportEmail": self.deps.cfg.notify.support_email,
         });
         db::insert_event(
             &mut *tx,

@@ -9,6 +9,8 @@ mod forward;
 mod store;
 mod undo;
 
+pub use backoff::retry_delay;
+
 use crate::deps::Deps;
 use crate::step::{Step, StepCtx};
 use landlord_shared::db;
@@ -27,6 +29,8 @@ pub enum EngineError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Queue(#[from] apalis_postgres::Error),
+    #[error(transparent)]
+    Outbox(#[from] landlord_shared::db::OutboxError),
     #[error("run {0} has no step at position {1}")]
     NoSuchStep(uuid::Uuid, i32),
 }
@@ -44,17 +48,9 @@ impl Engine {
 
     /// Why the step at `name` will not run on this worker, if it will not.
     fn skip_reason(&self, name: &str) -> Option<&'static str> {
-        let cfg = &self.deps.cfg;
-        match (self.steps.get(name), name) {
-            (Some(step), _) => step.skip_reason(&self.deps),
-            (None, "identity") if cfg.keycloak_base_url.is_none() => {
-                Some("not configured (KEYCLOAK_BASE_URL)")
-            }
-            (None, "mongo") if cfg.mongodb_admin_uri.is_none() => {
-                Some("not configured (MONGODB_ADMIN_URI)")
-            }
-            (None, "qdrant") if cfg.qdrant_url.is_none() => Some("not configured (QDRANT_URL)"),
-            (None, _) => Some("not available in this build"),
+        match self.steps.get(name) {
+            Some(step) => step.skip_reason(&self.deps),
+            None => Some("not available in this build"),
         }
     }
 

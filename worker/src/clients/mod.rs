@@ -1,0 +1,4 @@
+//! Clients of the external services steps talk to.
+
+pub mod http;
+pub mod keycloak;

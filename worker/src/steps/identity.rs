@@ -1,0 +1,265 @@
+//! Identity step (Keycloak): realm `{prefix}-{tenant}` from the realm
+//! template, client `{tenant}-app` (PKCE S256, redirect URIs from the
+//! tenant's domains), admin user with `realm-admin`. Undo deletes the realm.
+//!
+//! Every create treats 409 as success once the existing realm is shown to
+//! be ours (it carries our `landlord.tenant` attribute).
+
+use crate::clients::keycloak::Keycloak;
+use crate::deps::Deps;
+use crate::step::{Step, StepCtx, StepError};
+use async_trait::async_trait;
+use landlord_shared::model::AdminContact;
+use landlord_shared::secrets::{SecretStore, admin_secret_ref, generate_password};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+pub struct Identity;
+
+const OWNER_ATTRIBUTE: &str = "landlord.tenant";
+const DEFAULT_TEMPLATE: &str = include_str!("../../../deploy/keycloak/realm-template.json");
+
+fn keycloak(ctx: &StepCtx) -> Result<&Keycloak, StepError> {
+    ctx.deps
+        .keycloak
+        .as_ref()
+        .ok_or_else(|| StepError::permanent("KEYCLOAK_BASE_URL is not configured"))
+}
+
+fn secrets(ctx: &StepCtx) -> Result<&SecretStore, StepError> {
+    ctx.deps
+        .secrets
+        .as_ref()
+        .ok_or_else(|| StepError::permanent("LANDLORD_SECRET_KEY is not configured"))
+}
+
+async fn realm_template(ctx: &StepCtx) -> Result<Value, StepError> {
+    let text = match ctx
+        .deps
+        .cfg
+        .keycloak
+        .as_ref()
+        .and_then(|k| k.realm_template_path.as_ref())
+    {
+        Some(path) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| StepError::permanent(format!("realm template {}: {e}", path.display())))?,
+        None => DEFAULT_TEMPLATE.to_owned(),
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| StepError::permanent(format!("realm template is not JSON: {e}")))
+}
+
+/// The admin the signup named, or a placeholder on the tenant's first domain.
+fn admin_of(ctx: &StepCtx) -> AdminContact {
+    ctx.run
+        .params
+        .admin
+        .clone()
+        .unwrap_or_else(|| AdminContact {
+            email: format!(
+                "admin@{}",
+                ctx.run
+                    .params
+                    .domains
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}.example.com", ctx.key))
+            ),
+            first_name: "Tenant".into(),
+            last_name: "Admin".into(),
+        })
+}
+
+async fn is_ours(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<Option<bool>, StepError> {
+    let Some(rep) = kc.get_json(&format!("/{realm}")).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        rep["attributes"][OWNER_ATTRIBUTE].as_str() == Some(ctx.key.as_str()),
+    ))
+}
+
+async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), StepError> {
+    let mut rep = realm_template(ctx).await?;
+    rep["realm"] = json!(realm);
+    rep["enabled"] = json!(true);
+    rep["displayName"] = json!(ctx.key.as_str());
+    if !rep["attributes"].is_object() {
+        rep["attributes"] = json!({});
+    }
+    rep["attributes"][OWNER_ATTRIBUTE] = json!(ctx.key.as_str());
+    if !kc.create("", &rep).await? && is_ours(kc, realm, ctx).await? != Some(true) {
+        return Err(StepError::permanent(format!(
+            "realm {realm} exists and is not managed by landlord"
+        )));
+    }
+    Ok(())
+}
+
+/// Keycloak 24+ drops user attributes its user profile does not declare.
+async fn declare_attributes(kc: &Keycloak, realm: &str) -> Result<(), StepError> {
+    let path = format!("/{realm}/users/profile");
+    let mut profile = kc
+        .get_json(&path)
+        .await?
+        .ok_or_else(|| StepError::transient("user profile not found yet"))?;
+    let attrs = profile["attributes"]
+        .as_array_mut()
+        .ok_or_else(|| StepError::permanent("user profile has no attributes"))?;
+    let mut changed = false;
+    for name in ["tenantId", "role"] {
+        if !attrs.iter().any(|a| a["name"] == name) {
+            attrs.push(json!({
+                "name": name,
+                "displayName": name,
+                "permissions": { "view": ["admin"], "edit": ["admin"] },
+                "multivalued": false,
+            }));
+            changed = true;
+        }
+    }
+    if changed {
+        kc.put(&path, &profile).await?;
+    }
+    Ok(())
+}
+
+async fn ensure_client(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String, StepError> {
+    let client_id = format!("{}-app", ctx.key);
+    let domains = &ctx.run.params.domains;
+    let rep = json!({
+        "clientId": client_id,
+        "name": client_id,
+        "protocol": "openid-connect",
+        "publicClient": true,
+        "standardFlowEnabled": true,
+        "directAccessGrantsEnabled": false,
+        "redirectUris": domains.iter().map(|d| format!("https://{d}/*")).collect::<Vec<_>>(),
+        "webOrigins": domains.iter().map(|d| format!("https://{d}")).collect::<Vec<_>>(),
+        "attributes": { "pkce.code.challenge.method": "S256" },
+    });
+    kc.create(&format!("/{realm}/clients"), &rep).await?;
+    Ok(client_id)
+}
+
+async fn find_user(
+    kc: &Keycloak,
+    realm: &str,
+    username: &str,
+) -> Result<Option<String>, StepError> {
+    let found = kc
+        .get_json(&format!(
+            "/{realm}/users?exact=true&username={}",
+            url::form_urlencoded::byte_serialize(username.as_bytes()).collect::<String>()
+        ))
+        .await?
+        .unwrap_or_default();
+    Ok(found
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|u| u["id"].as_str())
+        .map(str::to_owned))
+}
+
+/// Creates the admin (or finds it after a crash) and sets a fresh password
+/// that is stored first, so the stored one is always the one that works.
+async fn ensure_admin(
+    kc: &Keycloak,
+    realm: &str,
+    ctx: &StepCtx,
+) -> Result<(String, String), StepError> {
+    let admin = admin_of(ctx);
+    let username = admin.email.to_lowercase();
+    let tenant_id = ctx.require_tenant_id()?;
+    let password = generate_password(24);
+    secrets(ctx)?
+        .put(&ctx.deps.master, &admin_secret_ref(realm), &password)
+        .await
+        .map_err(StepError::transient)?;
+    let credential =
+        json!({ "type": "password", "value": password.expose_secret(), "temporary": false });
+    let rep = json!({
+        "username": username,
+        "email": admin.email,
+        "firstName": admin.first_name,
+        "lastName": admin.last_name,
+        "enabled": true,
+        "emailVerified": true,
+        "attributes": { "tenantId": [tenant_id.to_string()], "role": ["admin"] },
+        "credentials": [credential],
+    });
+    let created = kc.create(&format!("/{realm}/users"), &rep).await?;
+    let user_id = find_user(kc, realm, &username)
+        .await?
+        .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
+    if !created {
+        kc.put(&format!("/{realm}/users/{user_id}"), &rep).await?;
+        kc.put(
+            &format!("/{realm}/users/{user_id}/reset-password"),
+            &credential,
+        )
+        .await?;
+    }
+    let mgmt = kc
+        .get_json(&format!("/{realm}/clients?clientId=realm-management"))
+        .await?
+        .and_then(|v| v[0]["id"].as_str().map(str::to_owned))
+        .ok_or_else(|| StepError::transient("realm-management client not found"))?;
+    let role = kc
+        .get_json(&format!("/{realm}/clients/{mgmt}/roles/realm-admin"))
+        .await?
+        .ok_or_else(|| StepError::transient("realm-admin role not found"))?;
+    kc.post(
+        &format!("/{realm}/users/{user_id}/role-mappings/clients/{mgmt}"),
+        &json!([role]),
+    )
+    .await?;
+    Ok((username, user_id))
+}
+
+#[async_trait]
+impl Step for Identity {
+    fn name(&self) -> &'static str {
+        "identity"
+    }
+
+    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
+        deps.keycloak
+            .is_none()
+            .then_some("not configured (KEYCLOAK_BASE_URL)")
+    }
+
+    async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        let kc = keycloak(ctx)?;
+        let realm = ctx.names.realm();
+        ensure_realm(kc, &realm, ctx).await?;
+        declare_attributes(kc, &realm).await?;
+        let client_id = ensure_client(kc, &realm, ctx).await?;
+        let (username, user_id) = ensure_admin(kc, &realm, ctx).await?;
+        Ok(json!({
+            "realm": realm,
+            "client_id": client_id,
+            "admin_username": username,
+            "admin_user_id": user_id,
+            "admin_secret_ref": admin_secret_ref(&realm),
+            "login_url": format!("{}/realms/{realm}/account", kc.base_url()),
+            "resources": [
+                { "kind": "keycloak_realm", "name": realm },
+                { "kind": "keycloak_client", "name": client_id },
+                { "kind": "keycloak_user", "name": username },
+            ],
+        }))
+    }
+
+    async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        let kc = keycloak(ctx)?;
+        let realm = ctx.names.realm();
+        if is_ours(kc, &realm, ctx).await? == Some(true) {
+            kc.delete(&format!("/{realm}")).await?;
+        }
+        SecretStore::delete(&ctx.deps.master, &admin_secret_ref(&realm))
+            .await
+            .map_err(StepError::transient)
+    }
+}
