@@ -165,20 +165,16 @@ impl Config {
                     distance: parse_distance(get("QDRANT_DISTANCE").as_deref())?,
                 }),
             },
-            keycloak: match get("KEYCLOAK_BASE_URL") {
-                None => None,
-                Some(url) => Some(KeycloakConfig {
-                    base_url: url.trim_end_matches('/').to_owned(),
-                    admin_username: get("KEYCLOAK_ADMIN_USERNAME").unwrap_or_default(),
-                    admin_password: SecretString::from(
-                        get("KEYCLOAK_ADMIN_PASSWORD").unwrap_or_default(),
-                    ),
-                    client_id: get("KEYCLOAK_ADMIN_CLIENT_ID")
-                        .unwrap_or_else(|| "admin-cli".into()),
-                    client_secret: get("KEYCLOAK_ADMIN_CLIENT_SECRET").map(SecretString::from),
-                    realm_template_path: get("KEYCLOAK_REALM_TEMPLATE_PATH").map(PathBuf::from),
-                }),
-            },
+            keycloak: get("KEYCLOAK_BASE_URL").map(|url| KeycloakConfig {
+                base_url: url.trim_end_matches('/').to_owned(),
+                admin_username: get("KEYCLOAK_ADMIN_USERNAME").unwrap_or_default(),
+                admin_password: SecretString::from(
+                    get("KEYCLOAK_ADMIN_PASSWORD").unwrap_or_default(),
+                ),
+                client_id: get("KEYCLOAK_ADMIN_CLIENT_ID").unwrap_or_else(|| "admin-cli".into()),
+                client_secret: get("KEYCLOAK_ADMIN_CLIENT_SECRET").map(SecretString::from),
+                realm_template_path: get("KEYCLOAK_REALM_TEMPLATE_PATH").map(PathBuf::from),
+            }),
             s3: match get("S3_ENDPOINT") {
                 None => None,
                 Some(endpoint) => Some(S3Config {

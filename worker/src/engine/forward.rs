@@ -204,7 +204,7 @@ impl Engine {
             "supportEmail": self.deps.cfg.notify.support_email,
         });
         db::insert_event(
-            &mut *tx,
+            &mut tx,
             run.tenant_id,
             run.id,
             "tenant.provisioning_failed",

@@ -49,7 +49,7 @@ impl Step for Activate {
         .ok_or_else(|| StepError::permanent("tenant left the provisioning state"))?;
         let payload = welcome_payload(ctx, tenant_id);
         db::insert_event(
-            &mut *tx,
+            &mut tx,
             Some(tenant_id),
             ctx.run.id,
             "tenant.provisioned",
