@@ -19,6 +19,7 @@ use tokio::process::{Child, Command};
 
 const LATENCY_RUNS: usize = 30;
 const DRAIN_RUNS: usize = 300;
+const FULL_RUNS: usize = 20;
 
 fn ms(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
@@ -78,13 +79,12 @@ async fn stop(mut workers: Vec<Child>) {
 
 /// Sequential provisions on an idle worker: per-step latency, total,
 /// pickup latency, and the engine's gap between consecutive steps.
-async fn latency(out: &mut String) -> f64 {
-    let env = TestEnv::new(&[]).await;
+async fn latency(out: &mut String, env: TestEnv, runs: usize, title: &str) -> f64 {
     let workers = spawn_workers(&env, 1);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut per_step: BTreeMap<(i32, String), Vec<f64>> = BTreeMap::new();
     let (mut totals, mut pickups, mut gaps) = (vec![], vec![], vec![]);
-    for i in 0..LATENCY_RUNS {
+    for i in 0..runs {
         let started = env.start(&format!("lat{i}")).await.run;
         let run = env
             .wait_finished(started.id, Duration::from_secs(120))
@@ -114,7 +114,7 @@ async fn latency(out: &mut String) -> f64 {
     }
     let rss = peak_rss_mib(&workers[0]);
     stop(workers).await;
-    out.push_str("### Provisioning latency, Postgres + storage path (1 worker process, idle between runs)\n\n");
+    let _ = writeln!(out, "### Provisioning latency, {title} (1 worker process, idle between runs)\n");
     out.push_str("| measure | median | p99 | n |\n|---|---|---|---|\n");
     for ((_, name), v) in &per_step {
         out.push_str(&row(&format!("step {name}"), v, "ms"));
@@ -205,7 +205,14 @@ async fn main() {
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine()
     );
-    let rss_latency = latency(&mut out).await;
+    let pg_only = TestEnv::new(&[]).await;
+    let rss_latency = latency(&mut out, pg_only, LATENCY_RUNS, "Postgres + storage path").await;
+    // The full tenant (Keycloak, Mongo, Qdrant, S3) when bench/run.sh
+    // started the stack.
+    if std::env::var("KEYCLOAK_BASE_URL").is_ok() {
+        let full = TestEnv::full_stack(&[]).await;
+        latency(&mut out, full, FULL_RUNS, "full tenant: Keycloak + Postgres + Mongo + Qdrant + S3").await;
+    }
     let (steps1, runs1, rss1) = drain(1).await;
     let (steps2, runs2, rss2) = drain(2).await;
     let _ = writeln!(

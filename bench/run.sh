@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Runs the engine benchmark against a private Postgres; writes bench/results.md.
+# Runs the engine benchmark against a private Postgres and the test stack;
+# writes bench/results.md. `--no-stack` skips the full-tenant phase.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
 deploy/pg.sh start
 eval "$(deploy/pg.sh env)"
+if [ "${1:-}" = "--no-stack" ]; then
+  shift
+else
+  deploy/stack.sh start
+  eval "$(deploy/stack.sh env)"
+fi
 exec cargo bench --bench engine "$@"

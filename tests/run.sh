@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test: starts the test services (a private Postgres from the
-# distro's packages), then the whole workspace's tests against them.
+# distro's packages, then Keycloak, FerretDB, SeaweedFS and the Qdrant
+# stand-in via deploy/stack.sh), then the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
 deploy/pg.sh start
 eval "$(deploy/pg.sh env)"
-# Integration tests start real worker processes and servers; two at a time
-# keeps a 2-core machine responsive.
+deploy/stack.sh start
+eval "$(deploy/stack.sh env)"
+# The stand-in's own contract tests (status codes per the Qdrant spec).
+deploy/stack.sh test-qdrant
+# Integration tests start real worker processes and servers; a few at a
+# time keeps a 2-core machine responsive. Test binaries run one after the
+# other, so the Keycloak outage test (tests/outage.rs) runs alone.
 exec cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}" "$@"

@@ -52,8 +52,43 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
+/// Addresses of the services deploy/stack.sh started, from the environment
+/// tests/run.sh exports.
+pub fn stack_vars() -> Vec<(String, String)> {
+    const NAMES: &[&str] = &[
+        "KEYCLOAK_BASE_URL",
+        "KEYCLOAK_ADMIN_USERNAME",
+        "KEYCLOAK_ADMIN_PASSWORD",
+        "MONGODB_ADMIN_URI",
+        "QDRANT_URL",
+        "S3_ENDPOINT",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+        "S3_REGION",
+    ];
+    NAMES
+        .iter()
+        .map(|n| {
+            let v = std::env::var(n).unwrap_or_else(|_| {
+                panic!("{n} is unset: run the tests with tests/run.sh, which starts deploy/stack.sh")
+            });
+            ((*n).to_owned(), v)
+        })
+        .collect()
+}
+
 impl TestEnv {
     pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        Self::with_vars(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).await
+    }
+
+    /// Postgres plus every service of the test stack.
+    pub async fn full_stack(overrides: &[(&str, &str)]) -> Self {
+        let extra = overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Self::with_vars(stack_vars().into_iter().chain(extra)).await
+    }
+
+    pub async fn with_vars(overrides: impl IntoIterator<Item = (String, String)>) -> Self {
         let prefix = format!("t{}", random_suffix(8));
         let admin = admin_pool().await;
         let master_db = format!("{prefix}_master");
@@ -82,9 +117,7 @@ impl TestEnv {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        for (k, v) in overrides {
-            vars.insert((*k).to_owned(), (*v).to_owned());
-        }
+        vars.extend(overrides);
         let cfg = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let pool = PgPoolOptions::new()
             .max_connections(20)
@@ -113,10 +146,14 @@ impl TestEnv {
     }
 
     pub async fn start(&self, tenant: &str) -> Started {
+        self.start_with(tenant, &ProvisionParams::default()).await
+    }
+
+    pub async fn start_with(&self, tenant: &str, params: &ProvisionParams) -> Started {
         start_provision(
             &self.pool,
             &self.key(tenant),
-            &ProvisionParams::default(),
+            params,
             self.cfg.rollback_on_failure,
             None,
         )
@@ -126,9 +163,17 @@ impl TestEnv {
 
     /// An in-process worker with this environment's config.
     pub async fn spawn_worker(&self) -> Worker {
-        let engine = landlord_worker::runner::build_engine(self.cfg.clone())
-            .await
-            .expect("engine");
+        self.spawn_worker_with(&[]).await
+    }
+
+    /// An in-process worker with some variables changed (say, no faults).
+    pub async fn spawn_worker_with(&self, overrides: &[(&str, &str)]) -> Worker {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let cfg = Config::from_lookup(|k| vars.get(k).cloned()).expect("worker config");
+        let engine = landlord_worker::runner::build_engine(cfg).await.expect("engine");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(landlord_worker::runner::run_worker(engine, async move {
             let _ = stopped.await;

@@ -4,5 +4,8 @@ mod cli;
 mod crash;
 mod failures;
 mod harness;
+mod notify;
+mod receiver;
+mod stack;
 mod provision;
 mod quoting;

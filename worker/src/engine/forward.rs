@@ -45,7 +45,10 @@ impl Engine {
             describe(&step_row.name),
             run.tenant_name
         );
-        let step = self.steps[step_row.name.as_str()].clone();
+        let Some(step) = self.steps.get(step_row.name.as_str()).cloned() else {
+            let err = StepError::permanent("this worker has no implementation of the step");
+            return self.fail(&run, &step_row, &err).await;
+        };
         let ctx = self.context(&run, attempt).await?;
         let outcome = run_attempt(
             step,

@@ -1,0 +1,243 @@
+//! Full provisioning against the real stack (Keycloak, FerretDB, the Qdrant
+//! stand-in, SeaweedFS S3), failure injected at every step with and without
+//! rollback, and retry from the failed step. Resources are checked on the
+//! servers themselves.
+
+use crate::harness::TestEnv;
+use crate::receiver::Receiver;
+use landlord_shared::model::{AdminContact, ProvisionParams};
+use landlord_shared::plan::PROVISION_STEPS;
+use landlord_shared::secrets::{SecretStore, admin_secret_ref};
+use landlord_shared::start::retry_run;
+use landlord_worker::clients::keycloak::Keycloak;
+use rusty_s3::actions::S3Action;
+use secrecy::ExposeSecret;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// Looks at the real servers, independently of the run's own records.
+struct Probe<'a> {
+    env: &'a TestEnv,
+    kc: Keycloak,
+    mongo: mongodb::Client,
+    http: reqwest::Client,
+}
+
+impl<'a> Probe<'a> {
+    async fn new(env: &'a TestEnv) -> Self {
+        let http = reqwest::Client::new();
+        let kc = Keycloak::new(env.cfg.keycloak.clone().unwrap(), http.clone());
+        let mongo = mongodb::Client::with_uri_str(env.cfg.mongodb_admin_uri.as_deref().unwrap()).await.unwrap();
+        Self { env, kc, mongo, http }
+    }
+
+    fn names(&self, tenant: &str) -> landlord_shared::tenant::TenantNames {
+        landlord_shared::tenant::TenantNames::new(&self.env.cfg.name_prefix, &self.env.key(tenant))
+    }
+
+    async fn realm(&self, tenant: &str) -> bool {
+        self.kc.get_json(&format!("/{}", self.names(tenant).realm())).await.unwrap().is_some()
+    }
+
+    async fn mongo_db(&self, tenant: &str) -> bool {
+        let dbs = self.mongo.list_database_names().await.unwrap();
+        dbs.contains(&self.names(tenant).mongo_db())
+    }
+
+    async fn collection(&self, tenant: &str) -> Option<serde_json::Value> {
+        let q = self.env.cfg.qdrant.as_ref().unwrap();
+        let resp = self
+            .http
+            .get(format!("{}/collections/{}", q.url, self.names(tenant).qdrant_collection()))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 404 {
+            return None;
+        }
+        assert_eq!(resp.status(), 200);
+        Some(resp.json().await.unwrap())
+    }
+
+    async fn bucket(&self, tenant: &str) -> bool {
+        let s3 = self.env.cfg.s3.as_ref().unwrap();
+        let bucket = rusty_s3::Bucket::new(
+            s3.endpoint.parse().unwrap(),
+            rusty_s3::UrlStyle::Path,
+            self.names(tenant).bucket(),
+            s3.region.clone(),
+        )
+        .unwrap();
+        let creds = rusty_s3::Credentials::new(s3.access_key.clone(), s3.secret_key.expose_secret());
+        let url = bucket.head_bucket(Some(&creds)).sign(Duration::from_secs(60));
+        let status = self.http.head(url).send().await.unwrap().status();
+        assert!(status == 200 || status == 404, "HEAD bucket: {status}");
+        status == 200
+    }
+
+    /// Every external resource of the tenant, by kind, as the servers see it.
+    async fn everything(&self, tenant: &str) -> Vec<(&'static str, bool)> {
+        vec![
+            ("keycloak_realm", self.realm(tenant).await),
+            ("postgres_database", self.env.database_exists(tenant).await),
+            ("postgres_role", self.env.role_exists(tenant).await),
+            ("mongo_database", self.mongo_db(tenant).await),
+            ("qdrant_collection", self.collection(tenant).await.is_some()),
+            ("s3_bucket", self.bucket(tenant).await),
+        ]
+    }
+}
+
+fn params(tenant: &str) -> ProvisionParams {
+    ProvisionParams {
+        plan: Some("enterprise".into()),
+        domains: vec![format!("{tenant}.example.com")],
+        admin: Some(AdminContact {
+            email: format!("admin@{tenant}.example.com"),
+            first_name: "John".into(),
+            last_name: "Doe".into(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_provision_against_the_real_stack_and_admin_logs_in() {
+    let receiver = Receiver::start(0).await;
+    let hook = receiver.url("/hook");
+    let env = TestEnv::full_stack(&[("WEBHOOK_URL", &hook)]).await;
+    let probe = Probe::new(&env).await;
+    let worker = env.spawn_worker().await;
+    let run = env.start_with("full", &params("full")).await.run;
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    assert_eq!(env.tenant_status("full").await.as_deref(), Some("active"));
+    for s in env.steps(run.id).await {
+        assert_eq!(s.status, "completed", "{} {:?}", s.name, s.last_error);
+    }
+    for (kind, exists) in probe.everything("full").await {
+        assert!(exists, "{kind} missing on its server");
+    }
+
+    // Seed 004, success criterion 5: the admin logs in to the tenant realm.
+    let realm = probe.names("full").realm();
+    let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
+    let password = store.get(&env.pool, &admin_secret_ref(&realm)).await.unwrap();
+    let kc_url = &env.cfg.keycloak.as_ref().unwrap().base_url;
+    let login = probe
+        .http
+        .post(format!("{kc_url}/realms/{realm}/protocol/openid-connect/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", "admin@full.example.com"),
+            ("password", password.expose_secret()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "{}", login.text().await.unwrap());
+    let token: serde_json::Value = login.json().await.unwrap();
+    assert!(token["access_token"].as_str().is_some());
+
+    let client = &probe.kc.get_json(&format!("/{realm}/clients?clientId=full-app")).await.unwrap().unwrap()[0];
+    assert_eq!(client["attributes"]["pkce.code.challenge.method"], "S256");
+    assert_eq!(client["redirectUris"][0], "https://full.example.com/*");
+    assert_eq!(client["webOrigins"][0], "https://full.example.com");
+    let user = &probe
+        .kc
+        .get_json(&format!("/{realm}/users?exact=true&username=admin@full.example.com"))
+        .await
+        .unwrap()
+        .unwrap()[0];
+    let tenant_id = run.tenant_id.unwrap().to_string();
+    assert_eq!(user["attributes"]["tenantId"][0], tenant_id.as_str());
+    assert_eq!(user["attributes"]["role"][0], "admin");
+    assert_eq!(user["firstName"], "John");
+    let roles = probe
+        .kc
+        .get_json(&format!("/{realm}/users/{}/role-mappings", user["id"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(roles.to_string().contains("\"realm-admin\""), "{roles}");
+
+    let collection = probe.collection("full").await.unwrap();
+    assert_eq!(collection["result"]["config"]["params"]["vectors"]["size"], 1536);
+    assert_eq!(collection["result"]["config"]["params"]["vectors"]["distance"], "Cosine");
+
+    let services: Vec<String> =
+        sqlx::query_scalar("SELECT service FROM tenant_connections ORDER BY service").fetch_all(&env.pool).await.unwrap();
+    assert_eq!(services, ["mongodb", "postgres", "qdrant"]);
+
+    // The initial password travels only in the delivered welcome event.
+    let welcome = receiver.wait_for(1, |r| r.body["type"] == "tenant.provisioned").await;
+    assert_eq!(welcome[0].body["data"]["adminInitialPassword"], password.expose_secret());
+    let stored = env
+        .count("SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'", password.expose_secret())
+        .await;
+    assert_eq!(stored, 0, "no plaintext password in the outbox");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_at_each_step_with_rollback_leaves_nothing_behind() {
+    for (step, _) in PROVISION_STEPS {
+        let fault = format!("{step}:permanent-after");
+        let env = TestEnv::full_stack(&[("ROLLBACK_ON_FAILURE", "true"), ("LANDLORD_FAULTS", &fault)]).await;
+        let probe = Probe::new(&env).await;
+        let worker = env.spawn_worker().await;
+        let run = env.start_with("undo", &params("undo")).await.run;
+        let run = env.wait_finished(run.id, WAIT).await;
+        assert_eq!(run.status, "compensated", "fault at {step}: {:?}", run.error);
+        for (kind, exists) in probe.everything("undo").await {
+            assert!(!exists, "fault at {step}: {kind} left behind");
+        }
+        assert!(!env.folder_exists("undo"));
+        assert_eq!(env.count("SELECT count(*) FROM secrets WHERE $1 <> ''", step).await, 0, "fault at {step}");
+        let live = env.count("SELECT count(*) FROM tenant_resources WHERE deleted_at IS NULL AND $1 <> ''", step).await;
+        assert_eq!(live, 0, "fault at {step}");
+        if *step != "validate" {
+            assert_eq!(env.tenant_status("undo").await.as_deref(), Some("deleted"), "fault at {step}");
+        }
+        worker.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_completes() {
+    for (position, (step, _)) in PROVISION_STEPS.iter().enumerate() {
+        let fault = format!("{step}:permanent");
+        let env = TestEnv::full_stack(&[("LANDLORD_FAULTS", &fault)]).await;
+        let probe = Probe::new(&env).await;
+        let faulty = env.spawn_worker().await;
+        let run = env.start_with("kept", &params("kept")).await.run;
+        let failed = env.wait_finished(run.id, WAIT).await;
+        assert_eq!(failed.status, "failed", "fault at {step}");
+        faulty.shutdown().await;
+        if position >= 2 {
+            assert_eq!(env.tenant_status("kept").await.as_deref(), Some("suspended"), "fault at {step}");
+        }
+        // What earlier steps created is still on the servers and listed.
+        let listed: Vec<String> =
+            sqlx::query_scalar("SELECT kind FROM tenant_resources WHERE deleted_at IS NULL").fetch_all(&env.pool).await.unwrap();
+        for (kind, exists) in probe.everything("kept").await {
+            assert_eq!(exists, listed.iter().any(|k| k == kind), "fault at {step}: {kind} exists={exists}, listed={listed:?}");
+        }
+        let before: Vec<(String, i32)> =
+            env.steps(run.id).await.into_iter().filter(|s| s.status == "completed").map(|s| (s.name, s.attempts)).collect();
+
+        let healthy = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
+        retry_run(&env.pool, run.id).await.unwrap();
+        let done = env.wait_finished(run.id, WAIT).await;
+        assert_eq!(done.status, "completed", "retry after fault at {step}: {:?}", done.error);
+        assert_eq!(env.tenant_status("kept").await.as_deref(), Some("active"));
+        for (name, attempts) in before {
+            assert_eq!(env.step(run.id, &name).await.attempts, attempts, "{name} re-ran after fault at {step}");
+        }
+        for (kind, exists) in probe.everything("kept").await {
+            assert!(exists, "after retry from {step}: {kind} missing");
+        }
+        healthy.shutdown().await;
+    }
+}
