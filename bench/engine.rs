@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const LATENCY_RUNS: usize = 30;
 const DRAIN_RUNS: usize = 300;
@@ -46,9 +46,8 @@ fn row(name: &str, values: &[f64], unit: &str) -> String {
 fn spawn_workers(env: &TestEnv, n: usize) -> Vec<Child> {
     (0..n)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_landlord"))
+            env.landlord()
                 .arg("worker")
-                .envs(env.child_env())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -114,7 +113,10 @@ async fn latency(out: &mut String, env: TestEnv, runs: usize, title: &str) -> f6
     }
     let rss = peak_rss_mib(&workers[0]);
     stop(workers).await;
-    let _ = writeln!(out, "### Provisioning latency, {title} (1 worker process, idle between runs)\n");
+    let _ = writeln!(
+        out,
+        "### Provisioning latency, {title} (1 worker process, idle between runs)\n"
+    );
     out.push_str("| measure | median | p99 | n |\n|---|---|---|---|\n");
     for ((_, name), v) in &per_step {
         out.push_str(&row(&format!("step {name}"), v, "ms"));
@@ -211,7 +213,13 @@ async fn main() {
     // started the stack.
     if std::env::var("KEYCLOAK_BASE_URL").is_ok() {
         let full = TestEnv::full_stack(&[]).await;
-        latency(&mut out, full, FULL_RUNS, "full tenant: Keycloak + Postgres + Mongo + Qdrant + S3").await;
+        latency(
+            &mut out,
+            full,
+            FULL_RUNS,
+            "full tenant: Keycloak + Postgres + Mongo + Qdrant + S3",
+        )
+        .await;
     }
     let (steps1, runs1, rss1) = drain(1).await;
     let (steps2, runs2, rss2) = drain(2).await;

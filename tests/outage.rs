@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 async fn stack(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/stack.sh");
-    let status = tokio::process::Command::new(script).args(args).status().await.expect("run stack.sh");
+    let status = tokio::process::Command::new(script)
+        .args(args)
+        .status()
+        .await
+        .expect("run stack.sh");
     assert!(status.success(), "deploy/stack.sh {args:?} failed");
 }
 
@@ -19,7 +23,11 @@ async fn stack(args: &[&str]) {
 async fn keycloak_outage_is_ridden_out_by_retries() {
     // 2 s doubling: 2 + 4 + 8 + 16 + 32 s of waits cover 30 s down plus
     // Keycloak's restart.
-    let env = TestEnv::full_stack(&[("PROVISION_RETRY_ATTEMPTS", "8"), ("PROVISION_RETRY_DELAY_MS", "2000")]).await;
+    let env = TestEnv::full_stack(&[
+        ("PROVISION_RETRY_ATTEMPTS", "8"),
+        ("PROVISION_RETRY_DELAY_MS", "2000"),
+    ])
+    .await;
     let worker = env.spawn_worker().await;
     stack(&["stop", "keycloak"]).await;
     let down_at = Instant::now();

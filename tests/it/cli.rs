@@ -4,9 +4,8 @@ use crate::harness::TestEnv;
 use std::process::Output;
 
 async fn landlord(env: &TestEnv, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_landlord"))
+    env.landlord()
         .args(args)
-        .envs(env.child_env())
         .output()
         .await
         .expect("run landlord")

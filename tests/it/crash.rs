@@ -5,12 +5,11 @@
 use crate::harness::TestEnv;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 fn worker_process(env: &TestEnv, extra: &[(&str, &str)], log: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_landlord"))
+    env.landlord()
         .arg("worker")
-        .envs(env.child_env())
         .envs(extra.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())

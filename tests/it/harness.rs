@@ -70,7 +70,9 @@ pub fn stack_vars() -> Vec<(String, String)> {
         .iter()
         .map(|n| {
             let v = std::env::var(n).unwrap_or_else(|_| {
-                panic!("{n} is unset: run the tests with tests/run.sh, which starts deploy/stack.sh")
+                panic!(
+                    "{n} is unset: run the tests with tests/run.sh, which starts deploy/stack.sh"
+                )
             });
             ((*n).to_owned(), v)
         })
@@ -79,12 +81,19 @@ pub fn stack_vars() -> Vec<(String, String)> {
 
 impl TestEnv {
     pub async fn new(overrides: &[(&str, &str)]) -> Self {
-        Self::with_vars(overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))).await
+        Self::with_vars(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .await
     }
 
     /// Postgres plus every service of the test stack.
     pub async fn full_stack(overrides: &[(&str, &str)]) -> Self {
-        let extra = overrides.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        let extra = overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
         Self::with_vars(stack_vars().into_iter().chain(extra)).await
     }
 
@@ -173,7 +182,9 @@ impl TestEnv {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let cfg = Config::from_lookup(|k| vars.get(k).cloned()).expect("worker config");
-        let engine = landlord_worker::runner::build_engine(cfg).await.expect("engine");
+        let engine = landlord_worker::runner::build_engine(cfg)
+            .await
+            .expect("engine");
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(landlord_worker::runner::run_worker(engine, async move {
             let _ = stopped.await;
@@ -282,12 +293,17 @@ impl TestEnv {
         }
     }
 
-    /// Environment for a child `landlord` process.
-    pub fn child_env(&self) -> Vec<(String, String)> {
-        self.vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    /// A `landlord` command that sees this environment's variables only:
+    /// the test process's own (the stack's addresses, say) must not leak in.
+    pub fn landlord(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_landlord"));
+        cmd.env_clear().envs(&self.vars);
+        for keep in ["PATH", "HOME", "RUST_LOG", "RUST_BACKTRACE"] {
+            if let Ok(v) = std::env::var(keep) {
+                cmd.env(keep, v);
+            }
+        }
+        cmd
     }
 }
 

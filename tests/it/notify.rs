@@ -14,7 +14,11 @@ fn params(email: &str) -> ProvisionParams {
     ProvisionParams {
         plan: Some("enterprise".into()),
         domains: vec!["newcompany.com".into()],
-        admin: Some(AdminContact { email: email.into(), first_name: "John".into(), last_name: "Doe".into() }),
+        admin: Some(AdminContact {
+            email: email.into(),
+            first_name: "John".into(),
+            last_name: "Doe".into(),
+        }),
     }
 }
 
@@ -24,13 +28,23 @@ async fn webhook_is_signed_and_retried_with_a_stable_idempotency_key() {
     let url = receiver.url("/hooks/landlord");
     let env = TestEnv::new(&[("WEBHOOK_URL", &url), ("WEBHOOK_SECRET", "whsec-test")]).await;
     let worker = env.spawn_worker().await;
-    let run = env.start_with("hooked", &params("admin@newcompany.com")).await.run;
+    let run = env
+        .start_with("hooked", &params("admin@newcompany.com"))
+        .await
+        .run;
     assert_eq!(env.wait_finished(run.id, WAIT).await.status, "completed");
     let got = receiver.wait_for(3, |r| r.path == "/hooks/landlord").await;
-    assert_eq!(got.iter().map(|r| r.status).collect::<Vec<_>>(), [500, 500, 200]);
+    assert_eq!(
+        got.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
     let key = format!("{}:tenant.provisioned", run.id);
     for r in &got {
-        assert_eq!(r.headers["idempotency-key"], key.as_str(), "same key on every attempt");
+        assert_eq!(
+            r.headers["idempotency-key"],
+            key.as_str(),
+            "same key on every attempt"
+        );
         let ts = r.headers["x-landlord-timestamp"].to_str().unwrap();
         let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec-test").unwrap();
         mac.update(format!("{ts}.").as_bytes());
@@ -47,11 +61,12 @@ async fn webhook_is_signed_and_retried_with_a_stable_idempotency_key() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), attempts), ("delivered", 3));
-    let delivered: bool =
-        sqlx::query_scalar("SELECT delivered_at IS NOT NULL FROM events WHERE type = 'tenant.provisioned'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let delivered: bool = sqlx::query_scalar(
+        "SELECT delivered_at IS NOT NULL FROM events WHERE type = 'tenant.provisioned'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert!(delivered);
     worker.shutdown().await;
 }
@@ -62,19 +77,48 @@ async fn novu_triggers_carry_seed_004_payloads() {
     let base = receiver.url("");
     let env = TestEnv::new(&[("NOVU_API_URL", &base), ("NOVU_API_KEY", "novu-key")]).await;
     let worker = env.spawn_worker().await;
-    let run = env.start_with("welcomed", &params("Admin@NewCompany.com")).await.run;
+    let run = env
+        .start_with("welcomed", &params("Admin@NewCompany.com"))
+        .await
+        .run;
     assert_eq!(env.wait_finished(run.id, WAIT).await.status, "completed");
-    let got = receiver.wait_for(1, |r| r.path == "/v1/events/trigger").await;
+    let got = receiver
+        .wait_for(1, |r| r.path == "/v1/events/trigger")
+        .await;
     let r = &got[0];
     assert_eq!(r.headers["authorization"], "ApiKey novu-key");
     assert_eq!(r.body["name"], "tenant-welcome");
-    let tenant_id = env.step(run.id, "register").await.output.unwrap()["tenant_id"].as_str().unwrap().to_owned();
-    assert_eq!(r.body["to"]["subscriberId"], format!("tenant-{tenant_id}-admin_newcompany_com"));
-    assert_eq!(r.body["transactionId"], format!("{}:tenant.provisioned", run.id));
-    for field in ["tenantId", "tenantName", "firstName", "lastName", "appPlaneUrl", "adminPortalUrl", "supportEmail"] {
-        assert!(r.body["payload"].get(field).is_some(), "{field} missing: {}", r.body);
+    let tenant_id = env.step(run.id, "register").await.output.unwrap()["tenant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        r.body["to"]["subscriberId"],
+        format!("tenant-{tenant_id}-admin_newcompany_com")
+    );
+    assert_eq!(
+        r.body["transactionId"],
+        format!("{}:tenant.provisioned", run.id)
+    );
+    for field in [
+        "tenantId",
+        "tenantName",
+        "firstName",
+        "lastName",
+        "appPlaneUrl",
+        "adminPortalUrl",
+        "supportEmail",
+    ] {
+        assert!(
+            r.body["payload"].get(field).is_some(),
+            "{field} missing: {}",
+            r.body
+        );
     }
-    assert_eq!(r.body["payload"]["appPlaneUrl"], "https://welcomed.example.com");
+    assert_eq!(
+        r.body["payload"]["appPlaneUrl"],
+        "https://welcomed.example.com"
+    );
     worker.shutdown().await;
 
     let failing = TestEnv::new(&[
@@ -84,13 +128,23 @@ async fn novu_triggers_carry_seed_004_payloads() {
     ])
     .await;
     let worker = failing.spawn_worker().await;
-    let run = failing.start_with("failing", &params("ops@newcompany.com")).await.run;
+    let run = failing
+        .start_with("failing", &params("ops@newcompany.com"))
+        .await
+        .run;
     assert_eq!(failing.wait_finished(run.id, WAIT).await.status, "failed");
-    let got = receiver.wait_for(1, |r| r.body["name"] == "tenant-provisioning-failed").await;
+    let got = receiver
+        .wait_for(1, |r| r.body["name"] == "tenant-provisioning-failed")
+        .await;
     let payload = &got[0].body["payload"];
     assert_eq!(payload["failedStep"], "activate");
     assert_eq!(payload["tenantName"], "failing");
     assert_eq!(payload["firstName"], "John");
-    assert!(payload["error"].as_str().unwrap().contains("injected permanent fault"));
+    assert!(
+        payload["error"]
+            .as_str()
+            .unwrap()
+            .contains("injected permanent fault")
+    );
     worker.shutdown().await;
 }

@@ -29,9 +29,18 @@ struct Inner {
     seen: AtomicUsize,
 }
 
-async fn record(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, raw: Bytes) -> StatusCode {
+async fn record(
+    State(inner): State<Arc<Inner>>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> StatusCode {
     let n = inner.seen.fetch_add(1, Ordering::SeqCst);
-    let status = if n < inner.fail_first { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
+    let status = if n < inner.fail_first {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
     inner.requests.lock().unwrap().push(Received {
         path: uri.path().to_owned(),
         headers,
@@ -46,7 +55,11 @@ impl Receiver {
     /// Answers 500 to the first `fail_first` requests, 200 after.
     pub async fn start(fail_first: usize) -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let inner = Arc::new(Inner { requests: requests.clone(), fail_first, seen: AtomicUsize::new(0) });
+        let inner = Arc::new(Inner {
+            requests: requests.clone(),
+            fail_first,
+            seen: AtomicUsize::new(0),
+        });
         let app = axum::Router::new().fallback(record).with_state(inner);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -70,7 +83,12 @@ impl Receiver {
             if hits.len() >= n {
                 return hits;
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {} of {n} requests: {:#?}", hits.len(), self.all());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} requests: {:#?}",
+                hits.len(),
+                self.all()
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

@@ -28,8 +28,15 @@ impl<'a> Probe<'a> {
     async fn new(env: &'a TestEnv) -> Self {
         let http = reqwest::Client::new();
         let kc = Keycloak::new(env.cfg.keycloak.clone().unwrap(), http.clone());
-        let mongo = mongodb::Client::with_uri_str(env.cfg.mongodb_admin_uri.as_deref().unwrap()).await.unwrap();
-        Self { env, kc, mongo, http }
+        let mongo = mongodb::Client::with_uri_str(env.cfg.mongodb_admin_uri.as_deref().unwrap())
+            .await
+            .unwrap();
+        Self {
+            env,
+            kc,
+            mongo,
+            http,
+        }
     }
 
     fn names(&self, tenant: &str) -> landlord_shared::tenant::TenantNames {
@@ -37,7 +44,11 @@ impl<'a> Probe<'a> {
     }
 
     async fn realm(&self, tenant: &str) -> bool {
-        self.kc.get_json(&format!("/{}", self.names(tenant).realm())).await.unwrap().is_some()
+        self.kc
+            .get_json(&format!("/{}", self.names(tenant).realm()))
+            .await
+            .unwrap()
+            .is_some()
     }
 
     async fn mongo_db(&self, tenant: &str) -> bool {
@@ -49,7 +60,11 @@ impl<'a> Probe<'a> {
         let q = self.env.cfg.qdrant.as_ref().unwrap();
         let resp = self
             .http
-            .get(format!("{}/collections/{}", q.url, self.names(tenant).qdrant_collection()))
+            .get(format!(
+                "{}/collections/{}",
+                q.url,
+                self.names(tenant).qdrant_collection()
+            ))
             .send()
             .await
             .unwrap();
@@ -69,8 +84,11 @@ impl<'a> Probe<'a> {
             s3.region.clone(),
         )
         .unwrap();
-        let creds = rusty_s3::Credentials::new(s3.access_key.clone(), s3.secret_key.expose_secret());
-        let url = bucket.head_bucket(Some(&creds)).sign(Duration::from_secs(60));
+        let creds =
+            rusty_s3::Credentials::new(s3.access_key.clone(), s3.secret_key.expose_secret());
+        let url = bucket
+            .head_bucket(Some(&creds))
+            .sign(Duration::from_secs(60));
         let status = self.http.head(url).send().await.unwrap().status();
         assert!(status == 200 || status == 404, "HEAD bucket: {status}");
         status == 200
@@ -122,11 +140,16 @@ async fn full_provision_against_the_real_stack_and_admin_logs_in() {
     // Seed 004, success criterion 5: the admin logs in to the tenant realm.
     let realm = probe.names("full").realm();
     let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
-    let password = store.get(&env.pool, &admin_secret_ref(&realm)).await.unwrap();
+    let password = store
+        .get(&env.pool, &admin_secret_ref(&realm))
+        .await
+        .unwrap();
     let kc_url = &env.cfg.keycloak.as_ref().unwrap().base_url;
     let login = probe
         .http
-        .post(format!("{kc_url}/realms/{realm}/protocol/openid-connect/token"))
+        .post(format!(
+            "{kc_url}/realms/{realm}/protocol/openid-connect/token"
+        ))
         .form(&[
             ("grant_type", "password"),
             ("client_id", "admin-cli"),
@@ -140,13 +163,20 @@ async fn full_provision_against_the_real_stack_and_admin_logs_in() {
     let token: serde_json::Value = login.json().await.unwrap();
     assert!(token["access_token"].as_str().is_some());
 
-    let client = &probe.kc.get_json(&format!("/{realm}/clients?clientId=full-app")).await.unwrap().unwrap()[0];
+    let client = &probe
+        .kc
+        .get_json(&format!("/{realm}/clients?clientId=full-app"))
+        .await
+        .unwrap()
+        .unwrap()[0];
     assert_eq!(client["attributes"]["pkce.code.challenge.method"], "S256");
     assert_eq!(client["redirectUris"][0], "https://full.example.com/*");
     assert_eq!(client["webOrigins"][0], "https://full.example.com");
     let user = &probe
         .kc
-        .get_json(&format!("/{realm}/users?exact=true&username=admin@full.example.com"))
+        .get_json(&format!(
+            "/{realm}/users?exact=true&username=admin@full.example.com"
+        ))
         .await
         .unwrap()
         .unwrap()[0];
@@ -156,25 +186,45 @@ async fn full_provision_against_the_real_stack_and_admin_logs_in() {
     assert_eq!(user["firstName"], "John");
     let roles = probe
         .kc
-        .get_json(&format!("/{realm}/users/{}/role-mappings", user["id"].as_str().unwrap()))
+        .get_json(&format!(
+            "/{realm}/users/{}/role-mappings",
+            user["id"].as_str().unwrap()
+        ))
         .await
         .unwrap()
         .unwrap();
     assert!(roles.to_string().contains("\"realm-admin\""), "{roles}");
 
     let collection = probe.collection("full").await.unwrap();
-    assert_eq!(collection["result"]["config"]["params"]["vectors"]["size"], 1536);
-    assert_eq!(collection["result"]["config"]["params"]["vectors"]["distance"], "Cosine");
+    assert_eq!(
+        collection["result"]["config"]["params"]["vectors"]["size"],
+        1536
+    );
+    assert_eq!(
+        collection["result"]["config"]["params"]["vectors"]["distance"],
+        "Cosine"
+    );
 
     let services: Vec<String> =
-        sqlx::query_scalar("SELECT service FROM tenant_connections ORDER BY service").fetch_all(&env.pool).await.unwrap();
+        sqlx::query_scalar("SELECT service FROM tenant_connections ORDER BY service")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(services, ["mongodb", "postgres", "qdrant"]);
 
     // The initial password travels only in the delivered welcome event.
-    let welcome = receiver.wait_for(1, |r| r.body["type"] == "tenant.provisioned").await;
-    assert_eq!(welcome[0].body["data"]["adminInitialPassword"], password.expose_secret());
+    let welcome = receiver
+        .wait_for(1, |r| r.body["type"] == "tenant.provisioned")
+        .await;
+    assert_eq!(
+        welcome[0].body["data"]["adminInitialPassword"],
+        password.expose_secret()
+    );
     let stored = env
-        .count("SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'", password.expose_secret())
+        .count(
+            "SELECT count(*) FROM events WHERE payload::text LIKE '%' || $1 || '%'",
+            password.expose_secret(),
+        )
         .await;
     assert_eq!(stored, 0, "no plaintext password in the outbox");
     worker.shutdown().await;
@@ -184,21 +234,41 @@ async fn full_provision_against_the_real_stack_and_admin_logs_in() {
 async fn failure_at_each_step_with_rollback_leaves_nothing_behind() {
     for (step, _) in PROVISION_STEPS {
         let fault = format!("{step}:permanent-after");
-        let env = TestEnv::full_stack(&[("ROLLBACK_ON_FAILURE", "true"), ("LANDLORD_FAULTS", &fault)]).await;
+        let env =
+            TestEnv::full_stack(&[("ROLLBACK_ON_FAILURE", "true"), ("LANDLORD_FAULTS", &fault)])
+                .await;
         let probe = Probe::new(&env).await;
         let worker = env.spawn_worker().await;
         let run = env.start_with("undo", &params("undo")).await.run;
         let run = env.wait_finished(run.id, WAIT).await;
-        assert_eq!(run.status, "compensated", "fault at {step}: {:?}", run.error);
+        assert_eq!(
+            run.status, "compensated",
+            "fault at {step}: {:?}",
+            run.error
+        );
         for (kind, exists) in probe.everything("undo").await {
             assert!(!exists, "fault at {step}: {kind} left behind");
         }
         assert!(!env.folder_exists("undo"));
-        assert_eq!(env.count("SELECT count(*) FROM secrets WHERE $1 <> ''", step).await, 0, "fault at {step}");
-        let live = env.count("SELECT count(*) FROM tenant_resources WHERE deleted_at IS NULL AND $1 <> ''", step).await;
+        assert_eq!(
+            env.count("SELECT count(*) FROM secrets WHERE $1 <> ''", step)
+                .await,
+            0,
+            "fault at {step}"
+        );
+        let live = env
+            .count(
+                "SELECT count(*) FROM tenant_resources WHERE deleted_at IS NULL AND $1 <> ''",
+                step,
+            )
+            .await;
         assert_eq!(live, 0, "fault at {step}");
         if *step != "validate" {
-            assert_eq!(env.tenant_status("undo").await.as_deref(), Some("deleted"), "fault at {step}");
+            assert_eq!(
+                env.tenant_status("undo").await.as_deref(),
+                Some("deleted"),
+                "fault at {step}"
+            );
         }
         worker.shutdown().await;
     }
@@ -216,24 +286,48 @@ async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_complet
         assert_eq!(failed.status, "failed", "fault at {step}");
         faulty.shutdown().await;
         if position >= 2 {
-            assert_eq!(env.tenant_status("kept").await.as_deref(), Some("suspended"), "fault at {step}");
+            assert_eq!(
+                env.tenant_status("kept").await.as_deref(),
+                Some("suspended"),
+                "fault at {step}"
+            );
         }
         // What earlier steps created is still on the servers and listed.
         let listed: Vec<String> =
-            sqlx::query_scalar("SELECT kind FROM tenant_resources WHERE deleted_at IS NULL").fetch_all(&env.pool).await.unwrap();
+            sqlx::query_scalar("SELECT kind FROM tenant_resources WHERE deleted_at IS NULL")
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
         for (kind, exists) in probe.everything("kept").await {
-            assert_eq!(exists, listed.iter().any(|k| k == kind), "fault at {step}: {kind} exists={exists}, listed={listed:?}");
+            assert_eq!(
+                exists,
+                listed.iter().any(|k| k == kind),
+                "fault at {step}: {kind} exists={exists}, listed={listed:?}"
+            );
         }
-        let before: Vec<(String, i32)> =
-            env.steps(run.id).await.into_iter().filter(|s| s.status == "completed").map(|s| (s.name, s.attempts)).collect();
+        let before: Vec<(String, i32)> = env
+            .steps(run.id)
+            .await
+            .into_iter()
+            .filter(|s| s.status == "completed")
+            .map(|s| (s.name, s.attempts))
+            .collect();
 
         let healthy = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
         retry_run(&env.pool, run.id).await.unwrap();
         let done = env.wait_finished(run.id, WAIT).await;
-        assert_eq!(done.status, "completed", "retry after fault at {step}: {:?}", done.error);
+        assert_eq!(
+            done.status, "completed",
+            "retry after fault at {step}: {:?}",
+            done.error
+        );
         assert_eq!(env.tenant_status("kept").await.as_deref(), Some("active"));
         for (name, attempts) in before {
-            assert_eq!(env.step(run.id, &name).await.attempts, attempts, "{name} re-ran after fault at {step}");
+            assert_eq!(
+                env.step(run.id, &name).await.attempts,
+                attempts,
+                "{name} re-ran after fault at {step}"
+            );
         }
         for (kind, exists) in probe.everything("kept").await {
             assert!(exists, "after retry from {step}: {kind} missing");
