@@ -254,6 +254,11 @@ impl TestEnv {
         self.storage.path().join(tenant).exists()
     }
 
+    /// A `SELECT count(*) …` without parameters, on the master DB.
+    pub async fn count_all(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+
     pub async fn count(&self, sql: &'static str, run_or_tenant: impl ToString) -> i64 {
         sqlx::query_scalar(sql)
             .bind(run_or_tenant.to_string())
