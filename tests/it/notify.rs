@@ -55,19 +55,26 @@ async fn webhook_is_signed_and_retried_with_a_stable_idempotency_key() {
         assert_eq!(r.body["data"]["tenantName"], "hooked");
         assert_eq!(r.body["data"]["supportEmail"], "support@example.com");
     }
-    let (status, attempts): (String, i32) =
-        sqlx::query_as("SELECT status, attempts FROM event_deliveries WHERE channel = 'webhook'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    // The worker records the outcome just after the receiver answered: wait
+    // for it to settle (or 10 s), then check what it recorded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (status, attempts, delivered) = loop {
+        let row: (String, i32, bool) = sqlx::query_as(
+            "SELECT d.status, d.attempts, e.delivered_at IS NOT NULL
+             FROM event_deliveries d JOIN events e ON e.id = d.event_id
+             WHERE d.channel = 'webhook' AND e.type = 'tenant.provisioned'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        let settled = row.0 == "failed" || (row.0 == "delivered" && row.2);
+        if settled || tokio::time::Instant::now() > deadline {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!((status.as_str(), attempts), ("delivered", 3));
-    let delivered: bool = sqlx::query_scalar(
-        "SELECT delivered_at IS NOT NULL FROM events WHERE type = 'tenant.provisioned'",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
-    assert!(delivered);
+    assert!(delivered, "the event is marked delivered");
     worker.shutdown().await;
 }
 
