@@ -96,3 +96,42 @@ async fn readyz_reports_migrations_and_database() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_seed_commands() {
+    let env = TestEnv::new(&[("SEED_TENANT_NAME", "seeded"), ("SEED_MONGO_PORT", "27099")]).await;
+    let out = landlord(&env, &["migrate"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for _ in 0..2 {
+        let out = landlord(&env, &["seed"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rows: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT c.service, c.db_name, c.port FROM tenant_connections c JOIN tenants t ON t.id = c.tenant_id
+         WHERE t.name = 'seeded' ORDER BY c.service",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("mongodb".into(), "freeflow_seeded".into(), 27099),
+            ("postgres".into(), "freeflow_seeded".into(), 5432),
+            ("qdrant".into(), "freeflow_seeded_vectors".into(), 6333),
+        ],
+        "seeding twice is idempotent and follows SEED_*"
+    );
+    let bad = TestEnv::new(&[("SEED_TENANT_NAME", "Not Valid")]).await;
+    let out = landlord(&bad, &["seed"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SEED_TENANT_NAME"));
+}

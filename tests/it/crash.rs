@@ -71,6 +71,16 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
         env.cfg.orphan_timeout()
     );
     assert_eq!(run.status, "completed", "{:?}", run.error);
+    // Worker logs say "Step X/N" (seed 002's format).
+    let b_log = std::fs::read_to_string(logs.path().join("b.log")).unwrap();
+    assert!(
+        b_log.contains("Step 4/10: Creating Postgres role and database from template"),
+        "{b_log}"
+    );
+    assert!(
+        b_log.contains("Step 10/10 complete: Activating tenant"),
+        "{b_log}"
+    );
 
     assert_eq!(
         env.step(run.id, "validate").await.attempts,

@@ -9,3 +9,4 @@ mod provision;
 mod quoting;
 mod receiver;
 mod stack;
+mod template;
