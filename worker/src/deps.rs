@@ -11,8 +11,8 @@ use std::time::Duration;
 pub struct Deps {
     pub cfg: Config,
     pub master: PgPool,
-    /// Maintenance connection to the server tenant databases live on.
-    pub admin: Option<PgPool>,
+    /// Where tenant databases live; steps open short-lived maintenance
+    /// connections (they hold session locks, so no pool).
     pub admin_options: Option<PgConnectOptions>,
     pub secrets: Option<SecretStore>,
     /// One HTTP client (connection pool) for Qdrant, S3 and webhooks.
@@ -33,12 +33,6 @@ impl Deps {
             .as_deref()
             .map(PgConnectOptions::from_str)
             .transpose()?;
-        let admin = admin_options.as_ref().map(|o| {
-            PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_lazy_with(o.clone())
-        });
         let secrets = cfg
             .secret_key
             .as_ref()
@@ -63,7 +57,6 @@ impl Deps {
         Ok(Self {
             cfg,
             master,
-            admin,
             admin_options,
             secrets,
             http,

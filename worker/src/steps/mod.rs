@@ -14,7 +14,7 @@ mod validate;
 use crate::step::Step;
 use std::sync::Arc;
 
-pub use postgres::{TENANT_MIGRATIONS, tenant_connect_options};
+pub use postgres::TENANT_MIGRATIONS;
 
 /// Every step of the provisioning plan.
 pub fn provision_steps() -> Vec<Arc<dyn Step>> {
