@@ -11,6 +11,7 @@ use landlord_shared::plan::describe;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use std::time::Duration;
+use tracing::Instrument;
 use uuid::Uuid;
 
 impl Engine {
@@ -28,12 +29,16 @@ impl Engine {
         let Some(attempt) = store::claim_attempt(master, run.id, position).await? else {
             return Ok(());
         };
-        let step_no = position + 1;
-        let total = total_steps();
-        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
+        // Every log line of the attempt carries tenant, run, step, attempt.
         let span = tracing::info_span!("step", tenant = %run.tenant_name, run_id = %run.id,
             step = %step_row.name, attempt);
-        let _enter = span.enter();
+        self.attempt(run, step_row, attempt).instrument(span).await
+    }
+
+    async fn attempt(&self, run: Run, step_row: StepRow, attempt: i32) -> Result<(), EngineError> {
+        let step_no = step_row.position + 1;
+        let total = total_steps();
+        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
         if attempt > max {
             // Only a worker that died mid-attempt gets here: each crash
             // counted an attempt that never reported back.
@@ -57,16 +62,15 @@ impl Engine {
             self.deps.cfg.step_timeout,
         )
         .await;
-        drop(_enter);
         match outcome {
             Ok(output) => self.checkpoint(&run, &step_row, output).await,
             Err(err) if err.is_transient() && attempt < max => {
                 let delay = retry_delay(self.deps.cfg.retry_delay, attempt);
-                tracing::warn!(parent: &span, "Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
+                tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
                 self.schedule_retry(&run, &step_row, &err, delay).await
             }
             Err(err) => {
-                tracing::error!(parent: &span, "Step {step_no}/{total} failed: {err}");
+                tracing::error!("Step {step_no}/{total} failed: {err}");
                 self.fail(&run, &step_row, &err).await
             }
         }
