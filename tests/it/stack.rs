@@ -331,3 +331,50 @@ async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_complet
         healthy.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_passwords_never_reach_the_logs() {
+    let env = TestEnv::full_stack(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let log_path = logs.path().join("worker.log");
+    // A real worker process at the most verbose level, SQL statements included.
+    let mut worker = env
+        .landlord()
+        .arg("worker")
+        .env("RUST_LOG", "debug")
+        .env("LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let run = env.start_with("logged", &params("logged")).await.run;
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    worker.start_kill().unwrap();
+    worker.wait().await.unwrap();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("Step 3/10"), "the log was captured");
+    assert!(log.contains("\"level\":\"DEBUG\""), "at debug level");
+    let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
+    let names = landlord_shared::tenant::TenantNames::new(&env.cfg.name_prefix, &env.key("logged"));
+    let secrets = [
+        store
+            .get(&env.pool, &admin_secret_ref(&names.realm()))
+            .await
+            .unwrap(),
+        store
+            .get(&env.pool, &format!("postgres/{}", names.postgres_db()))
+            .await
+            .unwrap(),
+    ];
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.expose_secret()),
+            "a generated password is in the worker log"
+        );
+    }
+    let keycloak_token_leak = log.contains("access_token");
+    assert!(!keycloak_token_leak, "an access token is in the worker log");
+}

@@ -14,7 +14,7 @@ use landlord_shared::tenant::{PgIdent, quote_literal, template_db};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection, PgConnection};
 
 pub struct Postgres;
 
@@ -52,11 +52,15 @@ pub fn tenant_connect_options(deps: &Deps, db: &PgIdent) -> Result<PgConnectOpti
     Ok(opts.clone().database(db.as_str()))
 }
 
-fn admin_options(ctx: &StepCtx) -> Result<&PgConnectOptions, StepError> {
-    ctx.deps
+/// Maintenance connection options. Statement logging is off: `CREATE ROLE
+/// … PASSWORD` carries a password, and sqlx logs statement text at debug.
+fn admin_options(ctx: &StepCtx) -> Result<PgConnectOptions, StepError> {
+    let opts = ctx
+        .deps
         .admin_options
         .as_ref()
-        .ok_or_else(|| StepError::permanent("POSTGRES_ADMIN_URL is not configured"))
+        .ok_or_else(|| StepError::permanent("POSTGRES_ADMIN_URL is not configured"))?;
+    Ok(opts.clone().log_statements(log::LevelFilter::Off))
 }
 
 fn secret_ref(db: &PgIdent) -> String {
@@ -66,7 +70,7 @@ fn secret_ref(db: &PgIdent) -> String {
 /// A maintenance connection holding the template lock until it is closed;
 /// a crashed worker's lock goes away with its connection.
 async fn locked_connection(ctx: &StepCtx) -> Result<PgConnection, StepError> {
-    let mut conn = PgConnection::connect_with(admin_options(ctx)?).await?;
+    let mut conn = PgConnection::connect_with(&admin_options(ctx)?).await?;
     let template = template_db(&ctx.deps.cfg.name_prefix);
     sqlx::query("SELECT pg_advisory_lock(hashtext('landlord template ' || $1))")
         .bind(template.as_str())
@@ -91,7 +95,7 @@ async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
     if state.is_none() {
         exec_ddl(&mut *conn, format!("CREATE DATABASE {}", template.quoted())).await?;
     }
-    let tpool = single_connection(admin_options(ctx)?.clone().database(template.as_str())).await?;
+    let tpool = single_connection(admin_options(ctx)?.database(template.as_str())).await?;
     let migrated = TENANT_MIGRATIONS.run(&tpool).await;
     // The session must be gone before anyone clones the template.
     tpool.close().await;
