@@ -87,10 +87,15 @@ pub async fn deliver(deps: &Deps, job: NotifyJob) -> Result<(), sqlx::Error> {
     if notify.novu_api_url.is_some() && notify.novu_api_key.is_some() {
         channels.push(Channel::Novu);
     }
+    if channels.is_empty() {
+        return Ok(()); // no channel configured: the event stays undelivered
+    }
     let max = i32::try_from(notify.attempts).unwrap_or(i32::MAX);
     let mut retry_after: Option<i32> = None;
     // Delivered when every channel took it (or had nothing to send).
-    let mut all_done = !channels.is_empty();
+    let mut all_done = true;
+    // Resolved once for all channels (it may read the secret store).
+    let data = outgoing(deps, &event).await.map_err(|e| e.to_string());
     for channel in channels {
         sqlx::query(
             "INSERT INTO event_deliveries (event_id, channel, status) VALUES ($1, $2, 'pending')
@@ -119,9 +124,9 @@ pub async fn deliver(deps: &Deps, job: NotifyJob) -> Result<(), sqlx::Error> {
             all_done &= status != "failed";
             continue;
         };
-        let result = match outgoing(deps, &event).await {
-            Ok(data) => send(deps, channel, &event, &data).await,
-            Err(e) => Err(e),
+        let result = match &data {
+            Ok(data) => send(deps, channel, &event, data).await,
+            Err(e) => Err(StepError::transient(e)),
         };
         let (status, error) = match &result {
             Ok(true) => ("delivered", None),

@@ -1,7 +1,7 @@
 //! Migrate step: brings the clone to the current tenant schema (catch-up
 //! when the template is older) and grants the tenant role its tables.
 
-use super::postgres::{TENANT_MIGRATIONS, exec_ddl, single_connection, tenant_connect_options};
+use super::postgres::{TENANT_MIGRATIONS, database_options, exec_ddl, single_connection};
 use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
@@ -33,7 +33,7 @@ impl Step for Migrate {
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
         let db = ctx.names.postgres_db();
         let role = ctx.names.postgres_role();
-        let pool = single_connection(tenant_connect_options(&ctx.deps, &db)?).await?;
+        let pool = single_connection(database_options(ctx, &db)?).await?;
         let result = async {
             let before = applied(&pool).await?;
             TENANT_MIGRATIONS

@@ -44,12 +44,10 @@ fn ownership_comment(ctx: &StepCtx) -> String {
     format!("landlord tenant {}", ctx.key)
 }
 
-pub fn tenant_connect_options(deps: &Deps, db: &PgIdent) -> Result<PgConnectOptions, StepError> {
-    let opts = deps
-        .admin_options
-        .as_ref()
-        .ok_or_else(|| StepError::permanent("POSTGRES_ADMIN_URL is not configured"))?;
-    Ok(opts.clone().database(db.as_str()))
+/// Options for a maintenance connection to database `db` on the tenant
+/// server (template or tenant database).
+pub(super) fn database_options(ctx: &StepCtx, db: &PgIdent) -> Result<PgConnectOptions, StepError> {
+    Ok(admin_options(ctx)?.database(db.as_str()))
 }
 
 /// Maintenance connection options. Statement logging is off: `CREATE ROLE
@@ -95,7 +93,7 @@ async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
     if state.is_none() {
         exec_ddl(&mut *conn, format!("CREATE DATABASE {}", template.quoted())).await?;
     }
-    let tpool = single_connection(admin_options(ctx)?.database(template.as_str())).await?;
+    let tpool = single_connection(database_options(ctx, &template)?).await?;
     let migrated = TENANT_MIGRATIONS.run(&tpool).await;
     // The session must be gone before anyone clones the template.
     tpool.close().await;
