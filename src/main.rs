@@ -6,10 +6,11 @@ mod seed;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use landlord_shared::actions::retry_run;
 use landlord_shared::config::Config;
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
-use landlord_shared::start::{retry_run, start_provision};
+use landlord_shared::start::start_provision;
 use landlord_shared::tenant::{TenantKey, TenantNames};
 use landlord_shared::{db, migrate, telemetry};
 use secrecy::ExposeSecret;

@@ -1,6 +1,7 @@
 //! Domain types, typed config and master-database access shared by the
 //! landlord CLI, API and worker.
 
+pub mod actions;
 pub mod config;
 pub mod db;
 pub mod faults;

@@ -35,6 +35,8 @@ pub struct Run {
     pub rollback: bool,
     pub status: String,
     pub error: Option<String>,
+    /// `Some(compensate)` once an operator asked the run to stop.
+    pub cancel_requested: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -44,7 +46,7 @@ impl Run {
     pub fn is_finished(&self) -> bool {
         matches!(
             self.status.as_str(),
-            "completed" | "failed" | "compensated" | "compensation_failed"
+            "completed" | "failed" | "cancelled" | "compensated" | "compensation_failed"
         )
     }
 }

@@ -1,4 +1,4 @@
-//! The provisioning plan: which steps a run has, in order.
+//! The plans: which steps a run of each kind has, in order.
 //!
 //! The catalogue lives here so that whoever starts a run (CLI, API) writes
 //! the whole timeline up front; the worker owns what each step does and
@@ -21,9 +21,46 @@ pub const PROVISION_STEPS: &[(&str, &str)] = &[
     ("activate", "Activating tenant"),
 ];
 
+/// Soft deprovisioning keeps every byte of data but locks everyone out.
+pub const DEPROVISION_SOFT_STEPS: &[(&str, &str)] = &[
+    ("suspend", "Suspending tenant"),
+    ("disable_identity", "Disabling Keycloak realm"),
+    ("revoke_login", "Revoking Postgres login"),
+    ("mark_deleted", "Marking tenant deleted"),
+];
+
+/// Hard deprovisioning drops every resource recorded for the tenant, in
+/// the reverse order of provisioning.
+pub const DEPROVISION_HARD_STEPS: &[(&str, &str)] = &[
+    ("mark_deleting", "Marking tenant deleting"),
+    ("drop_storage", "Deleting tenant storage"),
+    ("drop_qdrant", "Deleting Qdrant collection"),
+    ("drop_mongo", "Dropping Mongo database"),
+    ("drop_postgres", "Dropping Postgres database and role"),
+    ("drop_identity", "Deleting Keycloak realm"),
+    ("drop_connections", "Removing tenant connections"),
+    ("mark_deleted", "Marking tenant deleted"),
+];
+
+/// The kinds of run, as stored in `workflow_runs.kind`.
+pub const KINDS: &[&str] = &["provision", "deprovision_soft", "deprovision_hard"];
+
+pub fn steps_for(kind: &str) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        "deprovision_soft" => DEPROVISION_SOFT_STEPS,
+        "deprovision_hard" => DEPROVISION_HARD_STEPS,
+        _ => PROVISION_STEPS,
+    }
+}
+
 pub fn describe(step: &str) -> &'static str {
-    PROVISION_STEPS
-        .iter()
-        .find(|(name, _)| *name == step)
-        .map_or("", |(_, what)| what)
+    [
+        PROVISION_STEPS,
+        DEPROVISION_SOFT_STEPS,
+        DEPROVISION_HARD_STEPS,
+    ]
+    .iter()
+    .flat_map(|plan| plan.iter())
+    .find(|(name, _)| *name == step)
+    .map_or("", |(_, what)| what)
 }

@@ -5,10 +5,10 @@
 
 use crate::harness::TestEnv;
 use crate::receiver::Receiver;
+use landlord_shared::actions::retry_run;
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use landlord_shared::plan::PROVISION_STEPS;
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
-use landlord_shared::start::retry_run;
 use landlord_worker::clients::keycloak::Keycloak;
 use rusty_s3::actions::S3Action;
 use secrecy::ExposeSecret;
