@@ -102,7 +102,13 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-pub async fn serve(
+/// Serves with API tokens only (no JWT issuer), for tests and embedding.
+pub async fn serve(pool: PgPool, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let cfg = ApiConfig::from_lookup(|_| None, false).map_err(std::io::Error::other)?;
+    serve_with(pool, cfg, listener).await
+}
+
+pub async fn serve_with(
     pool: PgPool,
     cfg: ApiConfig,
     listener: tokio::net::TcpListener,
