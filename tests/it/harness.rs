@@ -345,6 +345,12 @@ pub struct ApiProcess {
     pub child: tokio::process::Child,
 }
 
+impl ApiProcess {
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 pub async fn spawn_api(env: &TestEnv) -> ApiProcess {
     spawn_api_with(env, &[]).await
 }
