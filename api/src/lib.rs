@@ -50,10 +50,9 @@ impl AppState {
     }
 }
 
-/// The admin routes (behind authentication) and the public ones, each
-/// with its part of the OpenAPI document.
-fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (admin, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+/// The admin routes, each with its part of the OpenAPI document.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::runs))
@@ -62,23 +61,35 @@ fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
         .routes(routes!(runs::cancel))
-        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
-        .split_for_parts();
-    let (public, public_doc) = OpenApiRouter::new()
+}
+
+/// Routes anyone may call.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+}
+
+/// The document /openapi.json serves.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = admin_routes().into_openapi();
+    doc.merge(public_routes().into_openapi());
+    openapi::to_json(&doc)
+}
+
+/// The admin routes behind authentication, and the public ones.
+fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (admin, mut doc) = admin_routes()
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
         .split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
     doc.merge(public_doc);
     (admin.merge(public), doc)
 }
 
-pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
-    routers(state).1
-}
-
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = routers(&state);
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::to_json(&doc));
     let limit = state.cfg.body_limit;
     routes
         .route(

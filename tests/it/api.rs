@@ -175,8 +175,8 @@ async fn create_is_idempotent_per_name_and_key() {
         (StatusCode::OK, run_id(&k1))
     );
     let reused = api.send(with_key("othername", "key-1")).await;
-    reused.assert_problem(422, "validation");
-    assert_eq!(reused.fields(), ["Idempotency-Key"]);
+    reused.assert_problem(409, "conflict");
+    assert!(reused.body["detail"].as_str().unwrap().contains("'keyed'"));
     let bad_key = api.send(with_key("keyed", &"k".repeat(300))).await;
     bad_key.assert_problem(400, "bad-request");
     assert_eq!(
@@ -208,7 +208,7 @@ async fn create_is_idempotent_per_name_and_key() {
         rows.iter()
             .all(|r| r.0.starts_with("test-") && r.1 == "token")
     );
-    assert!(rows.iter().any(|r| r.2 == "othername" && r.3 == Some(422)));
+    assert!(rows.iter().any(|r| r.2 == "othername" && r.3 == Some(409)));
     assert_eq!(rows[0].2, "acme");
     assert_eq!(rows[0].3, Some(202));
 }
