@@ -7,7 +7,7 @@ mod attempt;
 mod backoff;
 mod cancel;
 mod forward;
-mod store;
+pub(crate) mod store;
 mod undo;
 
 pub use backoff::retry_delay;

@@ -2,6 +2,7 @@
 //! created by running that step's own undo, which already knows how to
 //! remove its resources idempotently and only when they are ours.
 
+use crate::engine::store::mark_resources_deleted;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -76,14 +77,7 @@ impl Step for DropResources {
         }
         let checkpoint = provision_checkpoint(master, ctx.key.as_str(), step).await?;
         self.undoes.compensate(ctx, checkpoint.as_ref()).await?;
-        sqlx::query(
-            "UPDATE tenant_resources SET deleted_at = now()
-             WHERE tenant_id = $1 AND step = $2 AND deleted_at IS NULL",
-        )
-        .bind(tenant_id)
-        .bind(step)
-        .execute(master)
-        .await?;
+        mark_resources_deleted(master, tenant_id, step).await?;
         let dropped: Vec<Value> = resources
             .into_iter()
             .map(|(kind, name)| json!({ "kind": kind, "name": name }))
