@@ -1,5 +1,6 @@
 //! Integration tests against the real Postgres started by tests/run.sh.
 
+mod api;
 mod cli;
 mod crash;
 mod failures;
