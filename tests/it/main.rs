@@ -6,6 +6,8 @@ mod crash;
 mod failures;
 mod harness;
 mod notify;
+mod operator;
+mod probe;
 mod provision;
 mod quoting;
 mod receiver;
