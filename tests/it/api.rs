@@ -663,11 +663,113 @@ async fn cancel_asks_a_running_run_to_stop() {
     let rows = audit_rows(&env, "run.cancel").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].2, id.to_string());
-    let run = env.wait_finished(id, WAIT).await;
+    // The engine stops at the next step boundary; retry resumes there.
+    assert_eq!(env.wait_finished(id, WAIT).await.status, "cancelled");
+    let cancelled = api.get("/runs?status=cancelled").await;
+    assert_eq!(cancelled.body["items"][0]["id"], id.to_string());
+    assert_eq!(env.step(id, "postgres").await.status, "completed");
+    let res = api.post("/tenants/slow/retry").await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(env.wait_finished(id, WAIT).await.status, "completed");
+    assert_eq!(env.step(id, "postgres").await.attempts, 1, "not re-run");
+    assert_eq!(env.tenant_status("slow").await.as_deref(), Some("active"));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_with_compensation_undoes_the_run() {
+    let env = TestEnv::new(&[("LANDLORD_FAULTS", "postgres:sleep-after:2000")]).await;
+    let worker = env.spawn_worker().await;
+    let api = Api::start(&env).await;
+    let id = run_id(&api.create("undone").await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env.step(id, "postgres").await.status != "running" {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let res = api
+        .post(&format!("/runs/{id}/cancel?compensate=true"))
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["cancel_requested"], true);
+    assert_eq!(env.wait_finished(id, WAIT).await.status, "compensated");
+    assert!(!env.database_exists("undone").await);
+    let detail = api.get(&format!("/runs/{id}")).await;
+    assert_eq!(detail.body["status"], "compensated");
     assert!(
-        ["cancelled", "completed"].contains(&run.status.as_str()),
+        detail.body["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["status"] == "requested"),
         "{}",
-        run.status
+        detail.body["logs"]
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_then_hard_deprovisioning_through_the_api() {
+    let env = TestEnv::new(&[]).await;
+    let worker = env.spawn_worker().await;
+    let api = Api::start(&env).await;
+    let id = run_id(&api.create("leaving").await);
+    assert_eq!(env.wait_finished(id, WAIT).await.status, "completed");
+
+    let soft = api
+        .send(api.req(Method::DELETE, "/tenants/leaving?mode=soft&force=true"))
+        .await;
+    assert_eq!(soft.status, StatusCode::ACCEPTED, "{}", soft.body);
+    assert_eq!(soft.body["run"]["kind"], "deprovision_soft");
+    assert_eq!(
+        env.wait_finished(run_id(&soft), WAIT).await.status,
+        "completed"
+    );
+    let tenant = api.get("/tenants/leaving").await;
+    assert_eq!(tenant.body["status"], "deleted");
+    assert_eq!(tenant.body["latest_run"]["kind"], "deprovision_soft");
+    assert!(env.database_exists("leaving").await, "soft keeps the data");
+    let again = api.create("leaving").await;
+    again.assert_problem(409, "conflict");
+    assert!(again.body["detail"].as_str().unwrap().contains("deleted"));
+    let soft_again = api
+        .send(api.req(Method::DELETE, "/tenants/leaving?mode=soft"))
+        .await;
+    assert_eq!(soft_again.status, StatusCode::OK, "{}", soft_again.body);
+    assert_eq!(run_id(&soft_again), run_id(&soft));
+
+    let tenant_id = tenant.body["id"].as_str().unwrap();
+    let hard = api
+        .send(api.req(Method::DELETE, &format!("/tenants/{tenant_id}?mode=hard")))
+        .await;
+    assert_eq!(hard.status, StatusCode::ACCEPTED, "{}", hard.body);
+    assert_eq!(
+        env.wait_finished(run_id(&hard), WAIT).await.status,
+        "completed"
+    );
+    assert!(!env.database_exists("leaving").await);
+    assert!(!env.folder_exists("leaving"));
+    let runs = api.get("/tenants/leaving/runs").await;
+    let kinds: Vec<&str> = runs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["deprovision_hard", "deprovision_soft", "provision"]);
+    let resources = api.get("/tenants/leaving").await.body["resources"].clone();
+    assert!(
+        resources
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["deleted_at"].is_string()),
+        "{resources}"
+    );
+    let audit = audit_rows(&env, "tenant.delete").await;
+    assert_eq!(
+        audit.iter().map(|r| r.3).collect::<Vec<_>>(),
+        [Some(202), Some(200), Some(202)]
     );
     worker.shutdown().await;
 }
