@@ -915,7 +915,8 @@ impl KeycloakRealm {
         }
     }
 
-    async fn login(&self, username: &str) -> String {
+    /// The access token of a password grant, and the ID token beside it.
+    async fn login(&self, username: &str) -> (String, String) {
         let res = self
             .http
             .post(format!("{}/protocol/openid-connect/token", self.issuer()))
@@ -924,6 +925,7 @@ impl KeycloakRealm {
                 ("client_id", "landlord-ops"),
                 ("username", username),
                 ("password", "pw-Secret-1"),
+                ("scope", "openid"),
             ])
             .send()
             .await
@@ -931,7 +933,8 @@ impl KeycloakRealm {
         let status = res.status();
         let body: Value = res.json().await.unwrap();
         assert!(status.is_success(), "login {username}: {status} {body}");
-        body["access_token"].as_str().unwrap().to_owned()
+        let token = |k: &str| body[k].as_str().unwrap().to_owned();
+        (token("access_token"), token("id_token"))
     }
 
     async fn delete(self) {
@@ -961,7 +964,7 @@ async fn keycloak_jwts_are_verified_against_the_issuers_keys() {
         ],
     )
     .await;
-    let operator = kc.login("operator").await;
+    let (operator, id_token) = kc.login("operator").await;
     let api = Api::with(proc, Some(operator.clone()));
 
     assert_eq!(api.get("/tenants").await.status, StatusCode::OK);
@@ -979,7 +982,7 @@ async fn keycloak_jwts_are_verified_against_the_issuers_keys() {
     );
 
     // A realm user without the role: authenticated, not allowed.
-    let viewer = kc.login("viewer").await;
+    let (viewer, _) = kc.login("viewer").await;
     api.as_token(Some(&viewer))
         .get("/tenants")
         .await
@@ -989,6 +992,11 @@ async fn keycloak_jwts_are_verified_against_the_issuers_keys() {
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
     api.as_token(Some(&forged))
+        .get("/tenants")
+        .await
+        .assert_problem(401, "unauthorized");
+    // The same user's ID token is not an access token.
+    api.as_token(Some(&id_token))
         .get("/tenants")
         .await
         .assert_problem(401, "unauthorized");
