@@ -201,9 +201,22 @@ async fn create_is_idempotent_per_name_and_key() {
         1
     );
 
+    // The same with one Idempotency-Key.
+    let keyed =
+        futures::future::join_all((0..10).map(|_| api.send(with_key("keyrush", "k-rush")))).await;
+    let ids: std::collections::HashSet<Uuid> = keyed.iter().map(run_id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(
+        keyed
+            .iter()
+            .filter(|r| r.status == StatusCode::ACCEPTED)
+            .count(),
+        1
+    );
+
     // Every create is audited with the token's name.
     let rows = audit_rows(&env, "tenant.create").await;
-    assert_eq!(rows.len(), 2 + 4 + 20, "{rows:?}");
+    assert_eq!(rows.len(), 2 + 4 + 20 + 10, "{rows:?}");
     assert!(
         rows.iter()
             .all(|r| r.0.starts_with("test-") && r.1 == "token")
@@ -430,6 +443,27 @@ async fn tokens_authenticate_and_need_the_permission() {
     let cli_audit = audit_rows(&env, "token.revoke").await;
     assert_eq!(cli_audit.len(), 1);
     assert_eq!(cli_audit[0].1, "cli");
+
+    // An issuer that cannot be reached: JWTs get 503 (nothing can verify
+    // them), API tokens keep working.
+    let unreachable = Api::with(
+        spawn_api_with(
+            &env,
+            &[("LANDLORD_AUTH_ISSUER", "http://127.0.0.1:9/realms/ops")],
+        )
+        .await,
+        Some(reader.clone()),
+    );
+    unreachable
+        .get("/tenants")
+        .await
+        .assert_problem(403, "forbidden");
+    let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJ4In0.c2ln";
+    unreachable
+        .as_token(Some(jwt))
+        .get("/tenants")
+        .await
+        .assert_problem(503, "unavailable");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
