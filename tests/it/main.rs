@@ -5,6 +5,8 @@ mod crash;
 mod failures;
 mod harness;
 mod notify;
+mod observe;
+mod otlp;
 mod provision;
 mod quoting;
 mod receiver;
