@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::time::SystemTime;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -106,7 +108,15 @@ pub fn init(json: bool, default_level: &str) -> Telemetry {
     };
     let otel: Option<BoxLayer> = provider.as_ref().map(|p| {
         global::set_tracer_provider(p.clone());
-        Box::new(tracing_opentelemetry::layer().with_tracer(p.tracer(TRACER))) as BoxLayer
+        // Only Landlord's own spans, at info: the exporter's HTTP client
+        // (hyper, reqwest) must not trace its own exports, and debug events
+        // would bloat every span.
+        let targets = Targets::new().with_target("landlord", Level::INFO);
+        Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer(TRACER))
+                .with_filter(targets),
+        ) as BoxLayer
     });
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = Registry::default()

@@ -11,7 +11,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(180);
 
 /// SIGTERM, the way an orchestrator stops a worker: it must flush its spans.
-async fn terminate(mut child: tokio::process::Child) {
+pub async fn terminate(mut child: tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
