@@ -60,6 +60,18 @@ async fn tokens_authenticate_and_need_the_permission() {
             .fetch_one(&env.pool)
             .await
             .unwrap();
+    // A taken or malformed name is refused with exit code 2, nothing written.
+    for bad in [name.as_str(), "bad name", "-x"] {
+        let out = env
+            .landlord()
+            .args(["tokens", "create", &format!("--name={bad}")])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(out.stdout.is_empty(), "no token printed for {bad}");
+    }
+    assert_eq!(env.count_all("SELECT count(*) FROM api_tokens").await, 2);
     let list = env
         .landlord()
         .args(["tokens", "list"])
