@@ -124,5 +124,9 @@ pub async fn serve_with(
     cfg: ApiConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(AppState::new(pool, cfg))).await
+    let state = AppState::new(pool, cfg);
+    if let Some(jwt) = state.jwt.clone() {
+        tokio::spawn(async move { jwt.prefetch().await });
+    }
+    axum::serve(listener, router(state)).await
 }

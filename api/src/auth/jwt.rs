@@ -153,6 +153,17 @@ impl JwtVerifier {
         Ok(())
     }
 
+    /// Fetches the keys once at start-up, so a wrong issuer shows in the
+    /// log right away rather than at the first operator's request.
+    pub async fn prefetch(&self) {
+        match self.refresh(false).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(issuer = %self.cfg.issuer, "cannot fetch the issuer's keys yet: {e}")
+            }
+        }
+    }
+
     pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
         let header =
             decode_header(token).map_err(|e| JwtError::Invalid(format!("malformed token: {e}")))?;
