@@ -6,6 +6,9 @@
 #[path = "../tests/it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "../tests/it/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
 
 use chrono::{DateTime, Utc};
 use harness::TestEnv;
@@ -20,6 +23,9 @@ use tokio::process::Child;
 const LATENCY_RUNS: usize = 30;
 const DRAIN_RUNS: usize = 300;
 const FULL_RUNS: usize = 20;
+/// Per block; blocks alternate tracing off / on so drift hits both alike.
+const TRACING_RUNS: usize = 20;
+const TRACING_ROUNDS: usize = 3;
 
 fn ms(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
@@ -44,10 +50,15 @@ fn row(name: &str, values: &[f64], unit: &str) -> String {
 }
 
 fn spawn_workers(env: &TestEnv, n: usize) -> Vec<Child> {
+    spawn_workers_with(env, n, &[])
+}
+
+fn spawn_workers_with(env: &TestEnv, n: usize, vars: &[(&str, &str)]) -> Vec<Child> {
     (0..n)
         .map(|_| {
             env.landlord()
                 .arg("worker")
+                .envs(vars.iter().copied())
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -78,8 +89,65 @@ async fn stop(mut workers: Vec<Child>) {
 
 /// Sequential provisions on an idle worker: per-step latency, total,
 /// pickup latency, and the engine's gap between consecutive steps.
+#[derive(Default)]
+struct Latency {
+    per_step: BTreeMap<(i32, String), Vec<f64>>,
+    totals: Vec<f64>,
+    pickups: Vec<f64>,
+    gaps: Vec<f64>,
+    rss: f64,
+}
+
+impl Latency {
+    fn extend(&mut self, other: Latency) {
+        for (k, v) in other.per_step {
+            self.per_step.entry(k).or_default().extend(v);
+        }
+        self.totals.extend(other.totals);
+        self.pickups.extend(other.pickups);
+        self.gaps.extend(other.gaps);
+        self.rss = self.rss.max(other.rss);
+    }
+
+    /// Every step's duration, all steps pooled.
+    fn steps(&self) -> Vec<f64> {
+        self.per_step.values().flatten().copied().collect()
+    }
+}
+
 async fn latency(out: &mut String, env: TestEnv, runs: usize, title: &str) -> f64 {
-    let workers = spawn_workers(&env, 1);
+    let lat = measure_latency(&env, runs, &[]).await;
+    let _ = writeln!(
+        out,
+        "### Provisioning latency, {title} (1 worker process, idle between runs)\n"
+    );
+    out.push_str("| measure | median | p99 | n |\n|---|---|---|---|\n");
+    for ((_, name), v) in &lat.per_step {
+        out.push_str(&row(&format!("step {name}"), v, "ms"));
+    }
+    out.push_str(&row(
+        "**total** (enqueue → run completed)",
+        &lat.totals,
+        "ms",
+    ));
+    out.push_str(&row(
+        "idle pickup (enqueue → first step starts)",
+        &lat.pickups,
+        "ms",
+    ));
+    out.push_str(&row(
+        "engine overhead per step (checkpoint → next step starts)",
+        &lat.gaps,
+        "ms",
+    ));
+    out.push('\n');
+    lat.rss
+}
+
+/// Sequential provisions on an idle worker: per-step latency, total,
+/// pickup latency, and the engine's gap between consecutive steps.
+async fn measure_latency(env: &TestEnv, runs: usize, vars: &[(&str, &str)]) -> Latency {
+    let workers = spawn_workers_with(env, 1, vars);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut per_step: BTreeMap<(i32, String), Vec<f64>> = BTreeMap::new();
     let (mut totals, mut pickups, mut gaps) = (vec![], vec![], vec![]);
@@ -113,27 +181,62 @@ async fn latency(out: &mut String, env: TestEnv, runs: usize, title: &str) -> f6
     }
     let rss = peak_rss_mib(&workers[0]);
     stop(workers).await;
+    Latency {
+        per_step,
+        totals,
+        pickups,
+        gaps,
+        rss,
+    }
+}
+
+/// The same provisions with spans exported over OTLP to a real receiver
+/// and with no exporter, alternating blocks; medians, p99 and on/off ratios.
+async fn tracing_overhead(out: &mut String) {
+    let receiver = otlp::OtlpReceiver::start().await;
+    let (mut off, mut on) = (Latency::default(), Latency::default());
+    for _ in 0..TRACING_ROUNDS {
+        let env = TestEnv::new(&[]).await;
+        off.extend(measure_latency(&env, TRACING_RUNS, &[]).await);
+        let env = TestEnv::new(&[]).await;
+        let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str())];
+        on.extend(measure_latency(&env, TRACING_RUNS, &vars).await);
+    }
+    let exported = receiver.spans().len();
     let _ = writeln!(
         out,
-        "### Provisioning latency, {title} (1 worker process, idle between runs)\n"
+        "### Tracing overhead, Postgres + storage path ({TRACING_ROUNDS} alternating blocks of {TRACING_RUNS} runs each way; {exported} spans received over OTLP/HTTP)\n"
     );
-    out.push_str("| measure | median | p99 | n |\n|---|---|---|---|\n");
-    for ((_, name), v) in &per_step {
-        out.push_str(&row(&format!("step {name}"), v, "ms"));
-    }
-    out.push_str(&row("**total** (enqueue → run completed)", &totals, "ms"));
-    out.push_str(&row(
-        "idle pickup (enqueue → first step starts)",
-        &pickups,
-        "ms",
-    ));
-    out.push_str(&row(
+    out.push_str("| measure | off median | off p99 | on median | on p99 | ratio median | ratio p99 |\n|---|---|---|---|---|---|---|\n");
+    let mut line = |name: &str, a: &[f64], b: &[f64]| {
+        let (am, ap, bm, bp) = (pct(a, 0.5), pct(a, 0.99), pct(b, 0.5), pct(b, 0.99));
+        let _ = writeln!(
+            out,
+            "| {name} | {am:.1} ms | {ap:.1} ms | {bm:.1} ms | {bp:.1} ms | {:.2}× | {:.2}× |",
+            bm / am,
+            bp / ap
+        );
+    };
+    line(
         "engine overhead per step (checkpoint → next step starts)",
-        &gaps,
-        "ms",
-    ));
-    out.push('\n');
-    rss
+        &off.gaps,
+        &on.gaps,
+    );
+    line(
+        "step duration (all steps pooled)",
+        &off.steps(),
+        &on.steps(),
+    );
+    line(
+        "**total** (enqueue → run completed)",
+        &off.totals,
+        &on.totals,
+    );
+    let _ = writeln!(
+        out,
+        "\nWorker peak RSS: off {:.1} MiB, on {:.1} MiB.\n",
+        off.rss, on.rss
+    );
 }
 
 /// Drains queued runs whose steps touch only the master DB and the
@@ -201,12 +304,36 @@ fn machine() -> String {
 #[tokio::main]
 async fn main() {
     let mut out = String::new();
+    let only_tracing = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "tracing");
     let _ = writeln!(
         out,
         "## Engine benchmark ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), release build, default worker settings (concurrency 4 per process).\n",
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine()
     );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.md");
+    if only_tracing {
+        // BENCH_ONLY=tracing: refresh the tracing section of the last full
+        // results, keep the rest.
+        let mut section = String::new();
+        let _ = writeln!(
+            section,
+            "## Tracing overhead ({}, BENCH_ONLY=tracing)\n",
+            Utc::now().format("%Y-%m-%d %H:%M UTC")
+        );
+        tracing_overhead(&mut section).await;
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let kept = old
+            .split("\n## Tracing overhead (")
+            .next()
+            .unwrap_or_default();
+        print!("{section}");
+        std::fs::write(path, format!("{}\n{section}", kept.trim_end()))
+            .expect("write bench/results.md");
+        eprintln!("wrote {path}");
+        return;
+    }
+    tracing_overhead(&mut out).await;
     let pg_only = TestEnv::new(&[]).await;
     let rss_latency = latency(&mut out, pg_only, LATENCY_RUNS, "Postgres + storage path").await;
     // The full tenant (Keycloak, Mongo, Qdrant, S3) when bench/run.sh
@@ -236,7 +363,6 @@ async fn main() {
         "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
     );
     print!("{out}");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.md");
     std::fs::write(path, &out).expect("write bench/results.md");
     eprintln!("wrote {path}");
 }

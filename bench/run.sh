@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the engine benchmark against a private Postgres and the test stack;
-# writes bench/results.md. `--no-stack` skips the full-tenant phase.
+# writes bench/results.md. `--no-stack` skips the full-tenant phase;
+# BENCH_ONLY=tracing runs only the tracing on/off comparison and refreshes
+# that section of bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}

@@ -241,6 +241,42 @@ impl RunTrace {
     }
 }
 
+/// Axum middleware: one server span per request, continuing the caller's
+/// trace when it sent `traceparent`. A run created while handling the
+/// request becomes a child of this span. Mount with
+/// `.layer(axum::middleware::from_fn(telemetry::trace_requests))`.
+pub async fn trace_requests(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |p| p.as_str().to_owned(),
+        );
+    let method = request.method().clone();
+    let span = tracing::info_span!("request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty);
+    let remote = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(remote_context);
+    if let Some(cx) = remote {
+        let _ = span.set_parent(cx);
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    response
+}
+
 thread_local! {
     /// Ids for the next span built on this thread: the SDK always asks its
     /// id generator, and the run span's ids were fixed at run creation.

@@ -260,3 +260,68 @@ async fn metrics_endpoints_count_a_run() {
     );
     terminate(worker).await;
 }
+
+/// The API's request middleware: a run created while handling a request
+/// (with the caller's `traceparent`) is stored as a child of the request
+/// span, in the caller's trace. In-process, with an OTel layer installed
+/// for this test's thread only.
+#[tokio::test]
+async fn a_run_created_in_a_request_joins_the_callers_trace() {
+    use landlord_shared::tenant::TenantKey;
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let env = TestEnv::new(&[]).await;
+    let pool = env.pool.clone();
+    let handler = move |axum::extract::Path(name): axum::extract::Path<String>| {
+        let pool = pool.clone();
+        async move {
+            let key = TenantKey::parse(&name).unwrap();
+            let params = Default::default();
+            let started =
+                landlord_shared::start::start_provision(&pool, &key, &params, false, None)
+                    .await
+                    .unwrap();
+            started.run.id.to_string()
+        }
+    };
+    let app = axum::Router::new()
+        .route("/tenants/{name}", axum::routing::post(handler))
+        .layer(axum::middleware::from_fn(
+            landlord_shared::telemetry::trace_requests,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/tenants/requested",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = format!("00-{trace}-00f067aa0ba902b7-01");
+    let run_id = reqwest::Client::new()
+        .post(url)
+        .header("traceparent", &caller)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let run = landlord_shared::db::run_by_id(&env.pool, run_id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = run.trace_context.expect("trace context stored").0;
+    let parent = stored.parent.expect("the request span is the parent");
+    assert!(parent.starts_with(&format!("00-{trace}-")), "{parent}");
+    assert_ne!(parent, caller, "the server span, a child of the caller's");
+    assert!(
+        stored.run.starts_with(&format!("00-{trace}-")),
+        "{}",
+        stored.run
+    );
+    assert_ne!(stored.run, parent);
+}
