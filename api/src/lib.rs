@@ -8,6 +8,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
+mod console;
+
 pub fn router(pool: PgPool) -> Router {
     Router::new()
         .route(
@@ -15,6 +17,7 @@ pub fn router(pool: PgPool) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
+        .merge(console::router())
         .with_state(pool)
 }
 

@@ -1,8 +1,12 @@
 //! Integration tests against the real Postgres started by tests/run.sh.
 
+mod api_process;
 mod cli;
+mod client;
+mod console;
 mod crash;
 mod failures;
+mod fuzz;
 mod harness;
 mod notify;
 mod provision;
