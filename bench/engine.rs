@@ -6,6 +6,7 @@
 #[path = "../tests/it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+mod section;
 
 use chrono::{DateTime, Utc};
 use harness::TestEnv;
@@ -236,7 +237,5 @@ async fn main() {
         "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
     );
     print!("{out}");
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.md");
-    std::fs::write(path, &out).expect("write bench/results.md");
-    eprintln!("wrote {path}");
+    section::write_section("engine", &out);
 }
