@@ -4,6 +4,7 @@
 mod client;
 mod follow;
 mod seed;
+mod tokens;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -70,6 +71,11 @@ enum Command {
     Client(client::ClientCommand),
     /// Print the tenant admin's initial password (from the secret store).
     AdminPassword { tenant: String },
+    /// Create, list and revoke API tokens (master database directly).
+    Tokens {
+        #[command(subcommand)]
+        command: tokens::TokensCommand,
+    },
     /// Migrate, run a worker in-process and provision a demo tenant.
     Dev {
         #[arg(long, default_value = "demo")]
@@ -129,7 +135,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Api { bind } => {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             tracing::info!("API listening on {bind}");
-            landlord_api::serve(connect(&cfg).await?, listener).await?;
+            let api_cfg = landlord_api::config::ApiConfig::from_env(&cfg)?;
+            landlord_api::serve(connect(&cfg).await?, api_cfg, listener).await?;
         }
         Command::Provision {
             tenant,
@@ -180,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { tenant, json } => {
             return status(&connect(&cfg).await?, &tenant, json).await;
         }
+        Command::Tokens { command } => return tokens::run(&connect(&cfg).await?, command).await,
         Command::Dev { tenant } => {
             let key = match parse_key(&tenant) {
                 Ok(k) => k,

@@ -1,44 +1,112 @@
-//! The HTTP API. This issue serves health endpoints only; the admin API
-//! comes with its own issue.
+//! The admin HTTP API: tenants and runs behind `system:*`, health, and the
+//! OpenAPI document generated from the handlers.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
-use sqlx::PgPool;
-
+pub mod audit;
+pub mod auth;
+pub mod config;
 mod console;
+mod cursor;
+pub mod error;
+mod extract;
+mod input;
+pub mod mask;
+mod openapi;
+mod queries;
+mod routes;
+mod views;
 
-pub fn router(pool: PgPool) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
-        .route("/readyz", get(readyz))
-        .merge(console::router())
-        .with_state(pool)
+use crate::auth::jwt::JwtVerifier;
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::routes::{health, runs, tenants};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sqlx::PgPool;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Request body limit unless `LANDLORD_API_BODY_LIMIT` says otherwise.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub cfg: Arc<ApiConfig>,
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
-/// Ready when the master database answers and every migration is applied.
-async fn readyz(State(pool): State<PgPool>) -> (StatusCode, Json<serde_json::Value>) {
-    match landlord_shared::migrate::master_is_current(&pool).await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Ok(false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "migrations pending" })),
-        ),
-        Err(e) => {
-            tracing::warn!("readiness check failed: {e}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "database unreachable" })),
-            )
+impl AppState {
+    pub fn new(pool: PgPool, cfg: ApiConfig) -> Self {
+        let jwt = cfg.jwt.clone().map(|j| Arc::new(JwtVerifier::new(j)));
+        Self {
+            pool,
+            cfg: Arc::new(cfg),
+            jwt,
         }
     }
 }
 
-pub async fn serve(pool: PgPool, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(pool)).await
+/// The admin routes (behind authentication) and the public ones, each
+/// with its part of the OpenAPI document.
+fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (admin, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::show, tenants::delete))
+        .routes(routes!(tenants::runs))
+        .routes(routes!(tenants::retry))
+        .routes(routes!(tenants::rollback))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::cancel))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .split_for_parts();
+    let (public, public_doc) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    doc.merge(public_doc);
+    (admin.merge(public), doc)
+}
+
+pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
+    routers(state).1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = routers(&state);
+    let doc = Arc::new(doc);
+    let limit = state.cfg.body_limit;
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .merge(console::router())
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+/// A panicking handler answers 500 like any internal error instead of
+/// dropping the connection.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+pub async fn serve(
+    pool: PgPool,
+    cfg: ApiConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(AppState::new(pool, cfg))).await
 }

@@ -1,0 +1,101 @@
+//! The API's own settings, read once at start-up from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `LANDLORD_AUTH_ISSUER` | unset: JWTs are refused, API tokens only | OIDC issuer, e.g. `https://kc/realms/ops`; its JWKS is fetched via discovery |
+//! | `LANDLORD_AUTH_AUDIENCE` | unset: not checked | accepted when `aud` contains it or `azp` equals it (Keycloak access tokens name their client in `azp`) |
+//! | `LANDLORD_AUTH_JWKS_URL` | from discovery, else `{issuer}/protocol/openid-connect/certs` | JWKS location override |
+//! | `LANDLORD_AUTH_PERMISSION_CLAIM` | `permissions` | claim (dotted path) whose string, space-separated string or array holds `system:*` |
+//! | `LANDLORD_AUTH_ROLE` | `landlord-admin` | realm role (`realm_access.roles`) that grants `system:*`; empty disables |
+//! | `LANDLORD_API_BODY_LIMIT` | `65536` | request body limit in bytes |
+
+use landlord_shared::config::ConfigError;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub jwt: Option<JwtConfig>,
+    pub body_limit: usize,
+    /// Copied from the engine config: runs started here compensate on failure.
+    pub rollback_on_failure: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub jwks_url: Option<String>,
+    pub permission_claim: String,
+    pub role: Option<String>,
+}
+
+/// The permission every admin endpoint needs (seed 001).
+pub const ADMIN_PERMISSION: &str = "system:*";
+
+impl ApiConfig {
+    pub fn from_env(engine: &landlord_shared::config::Config) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok(), engine.rollback_on_failure)
+    }
+
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        rollback_on_failure: bool,
+    ) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).map(|v| v.trim().to_owned());
+        let nonempty = |k: &str| get(k).filter(|v| !v.is_empty());
+        let jwt = nonempty("LANDLORD_AUTH_ISSUER").map(|issuer| JwtConfig {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience: nonempty("LANDLORD_AUTH_AUDIENCE"),
+            jwks_url: nonempty("LANDLORD_AUTH_JWKS_URL"),
+            permission_claim: nonempty("LANDLORD_AUTH_PERMISSION_CLAIM")
+                .unwrap_or_else(|| "permissions".into()),
+            // Set but empty means "no role grants it".
+            role: match get("LANDLORD_AUTH_ROLE") {
+                None => Some("landlord-admin".into()),
+                Some(r) if r.is_empty() => None,
+                Some(r) => Some(r),
+            },
+        });
+        let body_limit = match nonempty("LANDLORD_API_BODY_LIMIT") {
+            None => 64 * 1024,
+            Some(v) => v
+                .parse()
+                .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                    name: "LANDLORD_API_BODY_LIMIT",
+                    reason: e.to_string(),
+                })?,
+        };
+        Ok(Self {
+            jwt,
+            body_limit,
+            rollback_on_failure,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> ApiConfig {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        ApiConfig::from_lookup(|k| map.get(k).map(|v| (*v).to_owned()), false).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = from(&[]);
+        assert!(cfg.jwt.is_none());
+        assert_eq!(cfg.body_limit, 65536);
+        let jwt = from(&[("LANDLORD_AUTH_ISSUER", "https://kc/realms/ops/")])
+            .jwt
+            .unwrap();
+        assert_eq!(jwt.issuer, "https://kc/realms/ops");
+        assert_eq!(jwt.permission_claim, "permissions");
+        assert_eq!(jwt.role.as_deref(), Some("landlord-admin"));
+        let jwt = from(&[("LANDLORD_AUTH_ISSUER", "x"), ("LANDLORD_AUTH_ROLE", "")])
+            .jwt
+            .unwrap();
+        assert_eq!(jwt.role, None);
+    }
+}

@@ -1,0 +1,251 @@
+//! The create-tenant request and its validation: the body is parsed into
+//! the engine's typed request (`TenantKey`, `ProvisionParams`) or every
+//! invalid field is named; nothing is written before that.
+
+use crate::error::{ApiError, FieldError};
+use landlord_shared::model::{AdminContact, ProvisionParams};
+use landlord_shared::tenant::TenantKey;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+pub const MAX_DOMAINS: usize = 20;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Tenant key; some names are reserved (`admin`, `postgres`, `system`, ...).
+    #[schema(
+        pattern = "^[a-z0-9]{3,30}$",
+        min_length = 3,
+        max_length = 30,
+        example = "acme"
+    )]
+    pub name: String,
+    #[schema(
+        pattern = "^[A-Za-z0-9_.-]{1,64}$",
+        min_length = 1,
+        max_length = 64,
+        example = "enterprise"
+    )]
+    pub plan: Option<String>,
+    /// Lowercase host names: redirect URIs and web origins of the tenant's
+    /// Keycloak client.
+    #[schema(max_items = 20, example = json!(["acme.example.com"]))]
+    pub domains: Option<Vec<Domain>>,
+    pub admin: Option<AdminInput>,
+}
+
+/// A host name, at most 253 characters. A newtype only to carry its
+/// pattern into the OpenAPI document.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")]
+pub struct Domain(pub String);
+
+/// The tenant's first administrator, created in its Keycloak realm.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdminInput {
+    #[schema(
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}$",
+        max_length = 254,
+        example = "admin@acme.com"
+    )]
+    pub email: String,
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100, example = "Ada")]
+    pub first_name: String,
+    #[schema(min_length = 1, max_length = 100, example = "Lovelace")]
+    pub last_name: String,
+}
+
+fn valid_domain(d: &str) -> bool {
+    (1..=253).contains(&d.len())
+        && d.split('.').all(|label| {
+            let b = label.as_bytes();
+            (1..=63).contains(&b.len())
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    let Some((host, tld)) = domain.rsplit_once('.') else {
+        return false;
+    };
+    (1..=64).contains(&local.len())
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        && (1..=180).contains(&host.len())
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+        && (2..=24).contains(&tld.len())
+        && tld.bytes().all(|c| c.is_ascii_alphabetic())
+}
+
+fn valid_person_name(n: &str) -> bool {
+    (1..=100).contains(&n.chars().count())
+        && !n.chars().any(char::is_control)
+        && !n.trim().is_empty()
+}
+
+fn valid_plan(p: &str) -> bool {
+    (1..=64).contains(&p.len())
+        && p.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+impl CreateTenant {
+    pub fn parse(self) -> Result<(TenantKey, ProvisionParams), ApiError> {
+        let mut errors = Vec::new();
+        let key = TenantKey::parse(&self.name)
+            .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
+            .ok();
+        if let Some(plan) = &self.plan
+            && !valid_plan(plan)
+        {
+            errors.push(FieldError::new(
+                "plan",
+                "plan must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
+            ));
+        }
+        let domains: Vec<String> = self
+            .domains
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        if domains.len() > MAX_DOMAINS {
+            errors.push(FieldError::new(
+                "domains",
+                format!("at most {MAX_DOMAINS} domains"),
+            ));
+        }
+        for (i, d) in domains.iter().enumerate().take(MAX_DOMAINS) {
+            if !valid_domain(d) {
+                errors.push(FieldError::new(
+                    format!("domains[{i}]"),
+                    "must be a lowercase host name such as acme.example.com",
+                ));
+            }
+        }
+        if let Some(a) = &self.admin {
+            if !valid_email(&a.email) {
+                errors.push(FieldError::new("admin.email", "must be an email address"));
+            }
+            for (field, v) in [
+                ("admin.firstName", &a.first_name),
+                ("admin.lastName", &a.last_name),
+            ] {
+                if !valid_person_name(v) {
+                    errors.push(FieldError::new(
+                        field,
+                        "must be 1 to 100 characters without control characters",
+                    ));
+                }
+            }
+        }
+        match key {
+            Some(key) if errors.is_empty() => Ok((
+                key,
+                ProvisionParams {
+                    plan: self.plan,
+                    domains,
+                    admin: self.admin.map(|a| AdminContact {
+                        email: a.email,
+                        first_name: a.first_name,
+                        last_name: a.last_name,
+                    }),
+                },
+            )),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
+/// `Idempotency-Key`: 1 to 255 printable ASCII characters.
+pub fn idempotency_key(raw: Option<&axum::http::HeaderValue>) -> Result<Option<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bytes = raw.as_bytes();
+    if (1..=255).contains(&bytes.len()) && bytes.iter().all(|c| (0x20..0x7f).contains(c)) {
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    } else {
+        Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> Result<(TenantKey, ProvisionParams), ApiError> {
+        serde_json::from_value::<CreateTenant>(v).unwrap().parse()
+    }
+
+    fn fields(r: Result<(TenantKey, ProvisionParams), ApiError>) -> Vec<String> {
+        match r {
+            Err(ApiError::Validation(e)) => e.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_body() {
+        let (key, params) = body(serde_json::json!({
+            "name": "acme", "plan": "pro", "domains": ["acme.com"],
+            "admin": {"email": "a.b+c@acme.co.uk", "firstName": "Zoë", "lastName": "O'Neil"}
+        }))
+        .unwrap();
+        assert_eq!(key.as_str(), "acme");
+        assert_eq!(params.domains, ["acme.com"]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let f = fields(body(serde_json::json!({
+            "name": "Robert'); DROP TABLE tenants;--", "plan": "a b",
+            "domains": ["ok.com", "../etc/passwd", "-x.com"],
+            "admin": {"email": "nope", "firstName": "", "lastName": "a\u{0}b"}
+        })));
+        assert_eq!(
+            f,
+            [
+                "name",
+                "plan",
+                "domains[1]",
+                "domains[2]",
+                "admin.email",
+                "admin.firstName",
+                "admin.lastName"
+            ]
+        );
+        assert_eq!(fields(body(serde_json::json!({"name": "admin"}))), ["name"]);
+        assert_eq!(
+            fields(body(serde_json::json!({"name": "x".repeat(10_000)}))),
+            ["name"]
+        );
+        assert_eq!(fields(body(serde_json::json!({"name": "ünï"}))), ["name"]);
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        use axum::http::HeaderValue;
+        assert_eq!(idempotency_key(None).unwrap(), None);
+        let ok = HeaderValue::from_static("abc-123");
+        assert_eq!(
+            idempotency_key(Some(&ok)).unwrap().as_deref(),
+            Some("abc-123")
+        );
+        let long = HeaderValue::from_str(&"k".repeat(256)).unwrap();
+        assert!(idempotency_key(Some(&long)).is_err());
+    }
+}
