@@ -60,7 +60,7 @@ async fn support_commands_through_the_api() {
     let out = support(&env, &api, Some("ll_wrong"), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(text(&out).starts_with("error: "), "{}", text(&out));
-    let weak = cli_token(&env, "weak", None).await;
+    let weak = cli_token(&env, "weak", Some("tenant:read")).await;
     let out = support(&env, &api, Some(&weak), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
 
