@@ -7,14 +7,27 @@ use crate::harness::TestEnv;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Per operation and phase; keeps the run to a few minutes on two cores.
-const MAX_EXAMPLES: &str = "30";
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Per operation and phase; keeps the run around a minute on two cores.
+const MAX_EXAMPLES: &str = "60";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors() {
-    let env = TestEnv::new(&[]).await;
-    // No worker: the fuzzer's tenants are enqueued, never provisioned, so
-    // the run measures the API alone and leaves no databases behind.
+    let env = TestEnv::new(&[("LANDLORD_FAULTS", "record:permanent")]).await;
+    // Real tenants, one active and one failed, so the operations on
+    // /tenants/{id} and /runs/{id} reach past their 404s: schemathesis takes
+    // ids from the list answers.
+    let healthy = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
+    let run = env.start("fuzzok").await.run;
+    assert_eq!(env.wait_finished(run.id, WAIT).await.status, "completed");
+    healthy.shutdown().await;
+    let faulty = env.spawn_worker().await;
+    let run = env.start("fuzzfail").await.run;
+    assert_eq!(env.wait_finished(run.id, WAIT).await.status, "failed");
+    faulty.shutdown().await;
+    // No worker from here on: the fuzzer's tenants are enqueued, never
+    // provisioned, so the run tests the API alone and leaves no databases.
     let api = spawn_api_process(&env).await;
     let token = cli_token(&env, "fuzz", Some("system:*")).await;
     let reports = tempfile::tempdir().unwrap();
