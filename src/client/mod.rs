@@ -180,11 +180,19 @@ async fn dispatch(api: &Api, cmd: ClientCommand) -> Result<ExitCode, ApiError> {
                 Err(e) if e.exit == Exit::NotFound => Value::Null,
                 Err(e) => return Err(e),
             };
-            let runs = match api.get(&format!("{path}/runs"), &[]).await {
+            let mut runs = match api.get(&format!("{path}/runs"), &[]).await {
                 Ok(r) => r["items"].as_array().cloned().unwrap_or_default(),
-                Err(e) if e.exit == Exit::NotFound && !found.is_null() => vec![],
+                Err(e) if e.exit == Exit::NotFound => vec![],
                 Err(e) => return Err(e),
             };
+            if found.is_null() && runs.is_empty() {
+                // Only the failed-runs list knows a run that failed that early.
+                runs = paged(api, "/runs", Some("failed".into()), 500)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r["tenant_name"].as_str() == Some(tenant.as_str()))
+                    .collect();
+            }
             if found.is_null() && runs.is_empty() {
                 return Err(ApiError {
                     exit: Exit::NotFound,

@@ -194,6 +194,16 @@ pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Ut
                 let _ = writeln!(out, "  {label:<9} {v}");
             }
         }
+        let live: Vec<String> = tenant["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["deleted_at"].is_null())
+            .map(|r| format!("{} {}", s(&r["kind"]), s(&r["name"])))
+            .collect();
+        if !live.is_empty() {
+            let _ = writeln!(out, "  {:<9} {}", "resources", live.join(", "));
+        }
     }
     if !runs.is_empty() {
         let _ = writeln!(out, "\nruns (newest first):");

@@ -46,6 +46,13 @@ async fn support_commands_through_the_api() {
         assert_eq!(env.wait_finished(run.id, WAIT).await.status, "failed");
     }
     faulty.shutdown().await;
+    // Fails before `register`: a run but no tenants row.
+    let early = env
+        .spawn_worker_with(&[("LANDLORD_FAULTS", "validate:permanent")])
+        .await;
+    let run = env.start("echo").await.run;
+    assert_eq!(env.wait_finished(run.id, WAIT).await.status, "failed");
+    early.shutdown().await;
     // No worker: this run stays queued, so it can be cancelled.
     let delta = env.start("delta").await.run;
 
@@ -95,7 +102,7 @@ async fn support_commands_through_the_api() {
         "{failed}"
     );
     assert!(!failed.contains("alpha"), "{failed}");
-    assert!(failed.contains("2 failed run(s)"), "{failed}");
+    assert!(failed.contains("3 failed run(s)"), "{failed}");
 
     // Show: the timeline with the failed step and its error.
     let out = support(&env, &api, t, &["tenants", "show", "bravo"]).await;
@@ -115,6 +122,13 @@ async fn support_commands_through_the_api() {
     assert_eq!(v["latest_run"]["status"], "failed");
     assert_eq!(v["latest_run"]["failed_step"], "record");
     assert!(v["latest_run"]["steps"].as_array().unwrap().len() >= 5);
+    let out = support(&env, &api, t, &["tenants", "show", "echo"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("tenant 'echo' is not registered"),
+        "{}",
+        text(&out)
+    );
     let out = support(&env, &api, t, &["tenants", "show", "nosuchtenant"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 
