@@ -136,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             tracing::info!("API listening on {bind}");
             let api_cfg = landlord_api::config::ApiConfig::from_env(&cfg)?;
-            landlord_api::serve(connect(&cfg).await?, api_cfg, listener).await?;
+            landlord_api::serve_with(connect(&cfg).await?, api_cfg, listener).await?;
         }
         Command::Provision {
             tenant,

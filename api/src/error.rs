@@ -158,7 +158,14 @@ impl IntoResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.into())
+        match e {
+            // The database is down or saturated: a condition to retry, not a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!("master database unavailable: {e}");
+                Self::Unavailable("the master database is unavailable")
+            }
+            e => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -168,7 +175,7 @@ impl From<ActionError> for ApiError {
             ActionError::NotFound(what) => Self::NotFound(what.to_owned()),
             // Written for callers by the action itself, no database text.
             ActionError::Conflict(msg) => Self::Conflict(msg),
-            ActionError::Db(e) => Self::Internal(e.into()),
+            ActionError::Db(e) => e.into(),
             ActionError::Queue(e) => Self::Internal(e.into()),
         }
     }

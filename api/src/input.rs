@@ -36,11 +36,25 @@ pub struct CreateTenant {
 }
 
 /// A host name, at most 253 characters. A newtype only to carry its
-/// pattern into the OpenAPI document.
-#[derive(Debug, Deserialize, ToSchema)]
+/// constraints into the OpenAPI document.
+#[derive(Debug, Deserialize)]
 #[serde(transparent)]
-#[schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")]
 pub struct Domain(pub String);
+
+impl utoipa::PartialSchema for Domain {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(
+                r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+            ))
+            .max_length(Some(253))
+            .into()
+    }
+}
+
+impl ToSchema for Domain {}
 
 /// The tenant's first administrator, created in its Keycloak realm.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,10 +66,20 @@ pub struct AdminInput {
         example = "admin@acme.com"
     )]
     pub email: String,
-    /// 1 to 100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100, example = "Ada")]
+    /// 1 to 100 characters, no control characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        example = "Ada"
+    )]
     pub first_name: String,
-    #[schema(min_length = 1, max_length = 100, example = "Lovelace")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        example = "Lovelace"
+    )]
     pub last_name: String,
 }
 
@@ -78,7 +102,8 @@ fn valid_email(e: &str) -> bool {
     let Some((host, tld)) = domain.rsplit_once('.') else {
         return false;
     };
-    (1..=64).contains(&local.len())
+    e.len() <= 254
+        && (1..=64).contains(&local.len())
         && local
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
@@ -91,6 +116,7 @@ fn valid_email(e: &str) -> bool {
 }
 
 fn valid_person_name(n: &str) -> bool {
+    // char::is_control is exactly C0, DEL and C1: the pattern's classes.
     (1..=100).contains(&n.chars().count())
         && !n.chars().any(char::is_control)
         && !n.trim().is_empty()

@@ -51,10 +51,9 @@ impl AppState {
     }
 }
 
-/// The admin routes (behind authentication) and the public ones, each
-/// with its part of the OpenAPI document.
-fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (admin, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+/// The admin routes, each with its part of the OpenAPI document.
+fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(tenants::create, tenants::list))
         .routes(routes!(tenants::show, tenants::delete))
         .routes(routes!(tenants::runs))
@@ -63,23 +62,35 @@ fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
         .routes(routes!(runs::cancel))
-        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
-        .split_for_parts();
-    let (public, public_doc) = OpenApiRouter::new()
+}
+
+/// Routes anyone may call.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+}
+
+/// The document /openapi.json serves.
+pub fn openapi_document() -> serde_json::Value {
+    let mut doc = admin_routes().into_openapi();
+    doc.merge(public_routes().into_openapi());
+    openapi::to_json(&doc)
+}
+
+/// The admin routes behind authentication, and the public ones.
+fn routers(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (admin, mut doc) = admin_routes()
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
         .split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
     doc.merge(public_doc);
     (admin.merge(public), doc)
 }
 
-pub fn openapi_document(state: &AppState) -> utoipa::openapi::OpenApi {
-    routers(state).1
-}
-
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = routers(&state);
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::to_json(&doc));
     let limit = state.cfg.body_limit;
     routes
         .route(
@@ -103,7 +114,13 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
 
-pub async fn serve(
+/// Serves with API tokens only (no JWT issuer), for tests and embedding.
+pub async fn serve(pool: PgPool, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let cfg = ApiConfig::from_lookup(|_| None, false).map_err(std::io::Error::other)?;
+    serve_with(pool, cfg, listener).await
+}
+
+pub async fn serve_with(
     pool: PgPool,
     cfg: ApiConfig,
     listener: tokio::net::TcpListener,

@@ -23,6 +23,36 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
+/// The document as JSON. utoipa 5.5 writes link fields in snake case
+/// (`operation_id`); the specification spells them `operationId`,
+/// `operationRef` and `requestBody`, and link-following tools need that.
+pub fn to_json(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(paths) = value.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let links = paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|item| item.values_mut())
+            .filter_map(|op| op.get_mut("responses")?.as_object_mut())
+            .flat_map(|responses| responses.values_mut())
+            .filter_map(|res| res.get_mut("links")?.as_object_mut())
+            .flat_map(|links| links.values_mut())
+            .filter_map(|link| link.as_object_mut());
+        for link in links {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_owned(), v);
+                }
+            }
+        }
+    }
+    value
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -39,5 +69,48 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        crate::openapi_document()
+    }
+
+    #[test]
+    fn operation_ids_are_unique_and_admin_operations_are_secured() {
+        let doc = doc();
+        let mut ids = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(ids.insert(id), "duplicate operationId at {method} {path}");
+                let public = path.ends_with('z');
+                assert_eq!(op["security"].is_array(), !public, "{method} {path}");
+                let responses = op["responses"].as_object().unwrap();
+                if !public {
+                    for code in ["401", "403", "503"] {
+                        assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                    }
+                }
+            }
+        }
+        assert_eq!(ids.len(), 12);
+        let links = &doc["paths"]["/tenants"]["post"]["responses"]["202"]["links"];
+        assert_eq!(links["GetRun"]["operationId"], "getRun");
+        assert!(links["GetRun"].get("operation_id").is_none());
+    }
+
+    #[test]
+    fn cursor_parameters_promise_what_the_decoder_accepts() {
+        let doc = doc();
+        for path in ["/tenants", "/runs"] {
+            let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+            let cursor = params.iter().find(|p| p["name"] == "cursor").unwrap();
+            assert_eq!(cursor["schema"]["pattern"], crate::cursor::PATTERN);
+        }
     }
 }

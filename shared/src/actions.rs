@@ -162,7 +162,7 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
 /// Queues the undo of the last step with something to undo, or, when
 /// there is none, ends the compensation at once. The run must already be
 /// `compensating`.
-pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), ActionError> {
+pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), StartError> {
     let statuses: Vec<&str> = UNDOABLE.to_vec();
     let last: Option<i32> = sqlx::query_scalar(
         "SELECT max(position) FROM workflow_steps WHERE run_id = $1 AND status = ANY($2)",

@@ -18,6 +18,7 @@ pub enum StartError {
     Queue(#[from] apalis_postgres::Error),
 }
 
+#[derive(Debug)]
 pub struct Started {
     pub run: Run,
     /// False when the workflow ID already had a run: the caller got that one.

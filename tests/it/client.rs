@@ -2,8 +2,7 @@
 //! deprovision`) against a real API process and in-process workers: human
 //! and --json output, and the exit codes scripts branch on.
 
-use crate::api_process::{ApiProcess, cli_token, spawn_api_process};
-use crate::harness::TestEnv;
+use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use serde_json::Value;
 use std::process::Output;
 use std::time::Duration;
@@ -56,8 +55,8 @@ async fn support_commands_through_the_api() {
     // No worker: this run stays queued, so it can be cancelled.
     let delta = env.start("delta").await.run;
 
-    let api = spawn_api_process(&env).await;
-    let token = cli_token(&env, "support", Some("system:*")).await;
+    let api = spawn_api(&env).await;
+    let token = create_token(&env, "system:*").await;
     let t = Some(token.as_str());
 
     // Auth: no token, a wrong token, a token without the permission.
@@ -67,7 +66,7 @@ async fn support_commands_through_the_api() {
     let out = support(&env, &api, Some("ll_wrong"), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(text(&out).starts_with("error: "), "{}", text(&out));
-    let weak = cli_token(&env, "weak", Some("tenant:read")).await;
+    let weak = create_token(&env, "tenant:read").await;
     let out = support(&env, &api, Some(&weak), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
 

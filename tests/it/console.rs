@@ -2,11 +2,17 @@
 //! (tests/console/e2e.py): sign in with a token, open the failed tenant,
 //! click Retry, watch it become active.
 
-use crate::api_process::{browser_tool, cli_token, spawn_api_process};
-use crate::harness::TestEnv;
+use crate::harness::{TestEnv, create_token, spawn_api};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// A variable deploy/browser.sh exports (tests/run.sh evaluates its `env`).
+pub fn browser_tool(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is unset: run the tests with tests/run.sh, which runs deploy/browser.sh")
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_retry_turns_a_failed_tenant_active() {
@@ -29,8 +35,8 @@ async fn console_retry_turns_a_failed_tenant_active() {
     );
     // The fault is gone for the retry, as after a fixed outage.
     let worker = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
-    let api = spawn_api_process(&env).await;
-    let token = cli_token(&env, "console-e2e", Some("system:*")).await;
+    let api = spawn_api(&env).await;
+    let token = create_token(&env, "system:*").await;
 
     // LANDLORD_CONSOLE_SCREENSHOT=docs/console.png refreshes the README's
     // picture; otherwise the screenshot only proves it can be taken.
@@ -82,7 +88,7 @@ async fn console_retry_turns_a_failed_tenant_active() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_page_is_public_and_locked_down() {
     let env = TestEnv::new(&[]).await;
-    let api = spawn_api_process(&env).await;
+    let api = spawn_api(&env).await;
     let client = reqwest::Client::new();
     let page = client
         .get(format!("{}/console", api.url))

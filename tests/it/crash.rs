@@ -148,3 +148,57 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
     // The recovered run ends where an uninterrupted one does.
     assert_eq!(env.tenant_status("crashy").await.as_deref(), Some("active"));
 }
+
+/// Deprovisioning is resumable like provisioning: a worker SIGKILLed after
+/// dropping the tenant's database, before checkpointing, is replaced by
+/// another that finishes the run; the drop is simply done again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_hard_deprovisioning_is_recovered() {
+    use landlord_shared::actions::{DeprovisionMode, start_deprovision};
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let worker = env.spawn_worker().await;
+    let run = env.start("doomed").await.run;
+    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+    assert_eq!(run.status, "completed");
+    worker.shutdown().await;
+
+    let mut a = worker_process(
+        &env,
+        &[("LANDLORD_FAULTS", "drop_postgres:sleep-after:60000")],
+        &logs.path().join("a.log"),
+    );
+    let hard = start_deprovision(&env.pool, &env.key("doomed"), DeprovisionMode::Hard, true)
+        .await
+        .unwrap()
+        .run;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.step(hard.id, "drop_postgres").await.status != "running"
+        || env.database_exists("doomed").await
+    {
+        assert!(
+            Instant::now() < deadline,
+            "worker A never dropped the database: {:#?}\n{}",
+            env.steps(hard.id).await,
+            std::fs::read_to_string(logs.path().join("a.log")).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.start_kill().expect("SIGKILL");
+    a.wait().await.unwrap();
+
+    let mut b = worker_process(&env, &[], &logs.path().join("b.log"));
+    let done = env.wait_finished(hard.id, Duration::from_secs(60)).await;
+    let _ = b.start_kill();
+    assert_eq!(done.status, "completed", "{:?}", done.error);
+    assert_eq!(env.step(hard.id, "drop_postgres").await.attempts, 2);
+    assert_eq!(env.step(hard.id, "mark_deleting").await.attempts, 1);
+    assert!(!env.database_exists("doomed").await);
+    assert!(!env.role_exists("doomed").await);
+    assert!(!env.folder_exists("doomed"));
+    assert_eq!(env.count_all("SELECT count(*) FROM secrets").await, 0);
+    assert_eq!(
+        env.tenant_status("doomed").await.as_deref(),
+        Some("deleted")
+    );
+}

@@ -2,8 +2,8 @@
 //! installs it): no request may get a 5xx, and hostile tenant names get 422
 //! and create nothing.
 
-use crate::api_process::{browser_tool, cli_token, spawn_api_process};
-use crate::harness::TestEnv;
+use crate::console::browser_tool;
+use crate::harness::{TestEnv, create_token, spawn_api};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -28,8 +28,8 @@ async fn schemathesis_finds_no_server_errors() {
     faulty.shutdown().await;
     // No worker from here on: the fuzzer's tenants are enqueued, never
     // provisioned, so the run tests the API alone and leaves no databases.
-    let api = spawn_api_process(&env).await;
-    let token = cli_token(&env, "fuzz", Some("system:*")).await;
+    let api = spawn_api(&env).await;
+    let token = create_token(&env, "system:*").await;
     let reports = tempfile::tempdir().unwrap();
     let har = reports.path().join("requests.har");
     let out = tokio::time::timeout(
@@ -96,8 +96,8 @@ async fn schemathesis_finds_no_server_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_tenant_names_get_422_and_create_nothing() {
     let env = TestEnv::new(&[]).await;
-    let api = spawn_api_process(&env).await;
-    let token = cli_token(&env, "hostile", Some("system:*")).await;
+    let api = spawn_api(&env).await;
+    let token = create_token(&env, "system:*").await;
     let client = reqwest::Client::new();
     let long = "a".repeat(10 * 1024);
     let hostile: Vec<&str> = vec![

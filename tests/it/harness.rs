@@ -338,3 +338,74 @@ impl Drop for Worker {
         }
     }
 }
+
+/// A real `landlord api` process on a free port; killed on drop.
+pub struct ApiProcess {
+    pub url: String,
+    pub child: tokio::process::Child,
+}
+
+impl ApiProcess {
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+pub async fn spawn_api(env: &TestEnv) -> ApiProcess {
+    spawn_api_with(env, &[]).await
+}
+
+/// `landlord api` with some variables added (JWT issuer, say); returns
+/// once /healthz answers.
+pub async fn spawn_api_with(env: &TestEnv, extra: &[(&str, &str)]) -> ApiProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let child = env
+        .landlord()
+        .args(["api", "--bind", &format!("127.0.0.1:{port}")])
+        .envs(extra.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn landlord api");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "landlord api never answered /healthz"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ApiProcess { url, child }
+}
+
+/// A new API token with one permission, made by `landlord tokens create`.
+pub async fn create_token(env: &TestEnv, permission: &str) -> String {
+    let out = env
+        .landlord()
+        .args([
+            "tokens",
+            "create",
+            "--name",
+            &format!("test-{}", random_suffix(6)),
+        ])
+        .args(["--permission", permission])
+        .output()
+        .await
+        .expect("landlord tokens create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

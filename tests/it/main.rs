@@ -1,6 +1,6 @@
 //! Integration tests against the real Postgres started by tests/run.sh.
 
-mod api_process;
+mod api;
 mod cli;
 mod client;
 mod console;
@@ -9,6 +9,8 @@ mod failures;
 mod fuzz;
 mod harness;
 mod notify;
+mod operator;
+mod probe;
 mod provision;
 mod quoting;
 mod receiver;

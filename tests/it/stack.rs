@@ -4,108 +4,16 @@
 //! servers themselves.
 
 use crate::harness::TestEnv;
+use crate::probe::Probe;
 use crate::receiver::Receiver;
 use landlord_shared::actions::retry_run;
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use landlord_shared::plan::PROVISION_STEPS;
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
-use landlord_worker::clients::keycloak::Keycloak;
-use rusty_s3::actions::S3Action;
 use secrecy::ExposeSecret;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(180);
-
-/// Looks at the real servers, independently of the run's own records.
-struct Probe<'a> {
-    env: &'a TestEnv,
-    kc: Keycloak,
-    mongo: mongodb::Client,
-    http: reqwest::Client,
-}
-
-impl<'a> Probe<'a> {
-    async fn new(env: &'a TestEnv) -> Self {
-        let http = reqwest::Client::new();
-        let kc = Keycloak::new(env.cfg.keycloak.clone().unwrap(), http.clone());
-        let mongo = mongodb::Client::with_uri_str(env.cfg.mongodb_admin_uri.as_deref().unwrap())
-            .await
-            .unwrap();
-        Self {
-            env,
-            kc,
-            mongo,
-            http,
-        }
-    }
-
-    fn names(&self, tenant: &str) -> landlord_shared::tenant::TenantNames {
-        landlord_shared::tenant::TenantNames::new(&self.env.cfg.name_prefix, &self.env.key(tenant))
-    }
-
-    async fn realm(&self, tenant: &str) -> bool {
-        self.kc
-            .get_json(&format!("/{}", self.names(tenant).realm()))
-            .await
-            .unwrap()
-            .is_some()
-    }
-
-    async fn mongo_db(&self, tenant: &str) -> bool {
-        let dbs = self.mongo.list_database_names().await.unwrap();
-        dbs.contains(&self.names(tenant).mongo_db())
-    }
-
-    async fn collection(&self, tenant: &str) -> Option<serde_json::Value> {
-        let q = self.env.cfg.qdrant.as_ref().unwrap();
-        let resp = self
-            .http
-            .get(format!(
-                "{}/collections/{}",
-                q.url,
-                self.names(tenant).qdrant_collection()
-            ))
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 404 {
-            return None;
-        }
-        assert_eq!(resp.status(), 200);
-        Some(resp.json().await.unwrap())
-    }
-
-    async fn bucket(&self, tenant: &str) -> bool {
-        let s3 = self.env.cfg.s3.as_ref().unwrap();
-        let bucket = rusty_s3::Bucket::new(
-            s3.endpoint.parse().unwrap(),
-            rusty_s3::UrlStyle::Path,
-            self.names(tenant).bucket(),
-            s3.region.clone(),
-        )
-        .unwrap();
-        let creds =
-            rusty_s3::Credentials::new(s3.access_key.clone(), s3.secret_key.expose_secret());
-        let url = bucket
-            .head_bucket(Some(&creds))
-            .sign(Duration::from_secs(60));
-        let status = self.http.head(url).send().await.unwrap().status();
-        assert!(status == 200 || status == 404, "HEAD bucket: {status}");
-        status == 200
-    }
-
-    /// Every external resource of the tenant, by kind, as the servers see it.
-    async fn everything(&self, tenant: &str) -> Vec<(&'static str, bool)> {
-        vec![
-            ("keycloak_realm", self.realm(tenant).await),
-            ("postgres_database", self.env.database_exists(tenant).await),
-            ("postgres_role", self.env.role_exists(tenant).await),
-            ("mongo_database", self.mongo_db(tenant).await),
-            ("qdrant_collection", self.collection(tenant).await.is_some()),
-            ("s3_bucket", self.bucket(tenant).await),
-        ]
-    }
-}
 
 fn params(tenant: &str) -> ProvisionParams {
     ProvisionParams {

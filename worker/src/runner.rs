@@ -2,7 +2,7 @@
 
 use crate::deps::Deps;
 use crate::engine::Engine;
-use crate::steps::provision_steps;
+use crate::steps::all_steps;
 use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
 use futures::FutureExt;
@@ -17,7 +17,7 @@ pub async fn build_engine(cfg: Config) -> anyhow::Result<Arc<Engine>> {
         anyhow::bail!("LANDLORD_SECRET_KEY is required when POSTGRES_ADMIN_URL is set");
     }
     let deps = Arc::new(Deps::connect(cfg).await?);
-    Ok(Arc::new(Engine::new(deps, provision_steps())))
+    Ok(Arc::new(Engine::new(deps, all_steps())))
 }
 
 /// A name no other process shares: apalis tracks liveness per name, and a

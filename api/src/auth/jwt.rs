@@ -189,6 +189,15 @@ impl JwtVerifier {
         let claims = decode::<Value>(token, &key.key, &validation)
             .map_err(|e| JwtError::Invalid(format!("token rejected: {e}")))?
             .claims;
+        // Keycloak marks its tokens: an ID or refresh token from the same
+        // issuer is not an access token and must not be accepted as one.
+        if let Some(typ) = claims.get("typ").and_then(Value::as_str)
+            && !typ.eq_ignore_ascii_case("bearer")
+        {
+            return Err(JwtError::Invalid(format!(
+                "not an access token (typ {typ})"
+            )));
+        }
         if let Some(aud) = &self.cfg.audience
             && !(claim_has(claims.get("aud"), aud)
                 || claims.get("azp").and_then(Value::as_str) == Some(aud))

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 
 /// The process is up
-#[utoipa::path(get, path = "/healthz", tag = "health",
+#[utoipa::path(get, path = "/healthz", tag = "health", operation_id = "healthz",
     responses((status = 200, body = Status)))]
 pub async fn healthz() -> Json<Status> {
     Json(Status {
@@ -16,7 +16,7 @@ pub async fn healthz() -> Json<Status> {
 }
 
 /// The master database answers and every migration is applied
-#[utoipa::path(get, path = "/readyz", tag = "health",
+#[utoipa::path(get, path = "/readyz", tag = "health", operation_id = "readyz",
     responses(
         (status = 200, body = Status),
         (status = 503, description = "Database unreachable or migrations pending", body = Problem, content_type = "application/problem+json"),

@@ -69,6 +69,12 @@ pub async fn tenant_key(pool: &PgPool, raw: &str) -> ApiResult<TenantKey> {
     }
 }
 
+/// `Some` whenever the parameter is in the query, even empty (`cursor=`),
+/// which plain `Option<String>` would read as absent.
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 pub fn page_limit(limit: Option<u32>) -> ApiResult<i64> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         n @ 1..=MAX_LIMIT => Ok(i64::from(n)),
@@ -79,8 +85,7 @@ pub fn page_limit(limit: Option<u32>) -> ApiResult<i64> {
 }
 
 pub fn page_cursor(raw: Option<&str>) -> ApiResult<Option<Cursor>> {
-    raw.filter(|c| !c.is_empty())
-        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into())))
+    raw.map(|c| Cursor::decode(c).ok_or_else(|| ApiError::BadRequest("invalid cursor".into())))
         .transpose()
 }
 

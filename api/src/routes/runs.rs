@@ -67,9 +67,15 @@ impl RunKind {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListRuns {
+    #[param(inline)]
     pub status: Option<RunStatus>,
+    #[param(inline)]
     pub kind: Option<RunKind>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9]{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
+    #[serde(default, deserialize_with = "super::present")]
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
@@ -90,7 +96,7 @@ fn run_id(raw: &str) -> ApiResult<Uuid> {
 ///
 /// Includes runs that failed before `register` and so have no tenant row.
 #[utoipa::path(
-    get, path = "/runs", tag = "runs",
+    get, path = "/runs", tag = "runs", operation_id = "listRuns",
     params(ListRuns),
     responses(
         (status = 200, body = RunPage),
@@ -132,7 +138,7 @@ pub async fn list(
 
 /// A run's step timeline and provision log
 #[utoipa::path(
-    get, path = "/runs/{id}", tag = "runs",
+    get, path = "/runs/{id}", tag = "runs", operation_id = "getRun",
     params(("id" = Uuid, Path, description = "Run id")),
     responses(
         (status = 200, body = RunDetail),
@@ -161,7 +167,7 @@ pub async fn show(
 
 /// Stop a running run at its next step boundary
 #[utoipa::path(
-    post, path = "/runs/{id}/cancel", tag = "runs",
+    post, path = "/runs/{id}/cancel", tag = "runs", operation_id = "cancelRun",
     params(("id" = Uuid, Path, description = "Run id"), CancelParams),
     responses(
         (status = 202, description = "Cancel requested", body = RunSummary),

@@ -50,8 +50,13 @@ impl TenantStatus {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListTenants {
+    #[param(inline)]
     pub status: Option<TenantStatus>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^[0-9]{1,16}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+    )]
+    #[serde(default, deserialize_with = "super::present")]
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<u32>,
@@ -78,6 +83,7 @@ impl From<DeleteMode> for DeprovisionMode {
 #[into_params(parameter_in = Query)]
 pub struct DeleteParams {
     /// Default `soft`.
+    #[param(inline)]
     pub mode: Option<DeleteMode>,
     /// Needed to deprovision an active tenant.
     pub force: Option<bool>,
@@ -130,21 +136,33 @@ fn blocked(key: &TenantKey, status: &str) -> Option<String> {
 ///
 /// One run per tenant name (`provision-tenant-{name}`): asking again, with
 /// or without the same `Idempotency-Key`, answers 200 with the existing
-/// run. An `Idempotency-Key` already used for another name is 422.
+/// run. An `Idempotency-Key` already used for another name is 409.
 #[utoipa::path(
     post, path = "/tenants", tag = "tenants",
     request_body = CreateTenant,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters; bound to the first request's tenant name")),
+    operation_id = "createTenant",
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+        description = "Printable ASCII, at most 255 characters; bound to the first request's tenant name")),
     responses(
-        (status = 202, description = "Run started", body = TenantRun, headers(("Location" = String, description = "/runs/{run_id}"))),
-        (status = 200, description = "The tenant's run already existed", body = TenantRun, headers(("Location" = String))),
+        (status = 202, description = "Run started", body = TenantRun,
+            headers(("Location" = String, description = "/runs/{run_id}")),
+            links(
+                ("GetRun" = (operation_id = "getRun", parameters(("id" = "$response.body#/run/id")))),
+                ("ListTenantRuns" = (operation_id = "listTenantRuns", parameters(("id" = "$response.body#/run/tenant_name")))),
+            )),
+        (status = 200, description = "The tenant's run already existed", body = TenantRun,
+            headers(("Location" = String, description = "/runs/{run_id}")),
+            links(
+                ("GetRun" = (operation_id = "getRun", parameters(("id" = "$response.body#/run/id")))),
+                ("ListTenantRuns" = (operation_id = "listTenantRuns", parameters(("id" = "$response.body#/run/tenant_name")))),
+            )),
         (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Lacks system:*", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Tenant suspended, deleting or deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Tenant suspended, deleting or deleted, or Idempotency-Key already used for another name", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, or Idempotency-Key reused for another name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity provider unreachable", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -206,10 +224,9 @@ async fn start(
                     .fetch_one(&mut *tx)
                     .await?;
             if bound != key.as_str() {
-                return Err(ApiError::field(
-                    "Idempotency-Key",
-                    "this key was already used to provision another tenant",
-                ));
+                return Err(ApiError::Conflict(format!(
+                    "this Idempotency-Key was already used to provision tenant '{bound}'"
+                )));
             }
         }
     }
@@ -245,7 +262,7 @@ async fn start(
 
 /// List tenants, newest first
 #[utoipa::path(
-    get, path = "/tenants", tag = "tenants",
+    get, path = "/tenants", tag = "tenants", operation_id = "listTenants",
     params(ListTenants),
     responses(
         (status = 200, body = TenantPage),
@@ -287,7 +304,7 @@ pub async fn list(
 
 /// Show a tenant with its latest run and resources
 #[utoipa::path(
-    get, path = "/tenants/{id}", tag = "tenants",
+    get, path = "/tenants/{id}", tag = "tenants", operation_id = "getTenant",
     params(("id" = String, Path, description = "Tenant UUID or name")),
     responses(
         (status = 200, body = TenantDetail),
@@ -314,7 +331,7 @@ pub async fn show(
 
 /// A tenant's runs, newest first
 #[utoipa::path(
-    get, path = "/tenants/{id}/runs", tag = "tenants",
+    get, path = "/tenants/{id}/runs", tag = "tenants", operation_id = "listTenantRuns",
     params(("id" = String, Path, description = "Tenant UUID or name")),
     responses(
         (status = 200, body = RunList),
@@ -341,7 +358,7 @@ pub async fn runs(
 ///
 /// Completed steps keep their checkpoints and are not run again.
 #[utoipa::path(
-    post, path = "/tenants/{id}/retry", tag = "tenants",
+    post, path = "/tenants/{id}/retry", tag = "tenants", operation_id = "retryTenant",
     params(("id" = String, Path, description = "Tenant UUID or name")),
     responses(
         (status = 202, body = RunSummary),
@@ -376,7 +393,7 @@ pub async fn retry(
 ///
 /// Every step that may have left something is undone in reverse order.
 #[utoipa::path(
-    post, path = "/tenants/{id}/rollback", tag = "tenants",
+    post, path = "/tenants/{id}/rollback", tag = "tenants", operation_id = "rollbackTenant",
     params(("id" = String, Path, description = "Tenant UUID or name")),
     responses(
         (status = 202, body = RunSummary),
@@ -427,7 +444,7 @@ async fn audited<T: serde::Serialize>(
 ///
 /// Starts (or returns the existing) soft or hard deprovisioning run.
 #[utoipa::path(
-    delete, path = "/tenants/{id}", tag = "tenants",
+    delete, path = "/tenants/{id}", tag = "tenants", operation_id = "deleteTenant",
     params(("id" = String, Path, description = "Tenant UUID or name"), DeleteParams),
     responses(
         (status = 202, description = "Deprovisioning started", body = TenantRun),

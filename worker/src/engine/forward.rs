@@ -19,6 +19,10 @@ impl Engine {
         if run.status != "running" {
             return Ok(()); // a late duplicate of a finished or failed run
         }
+        // The step boundary where an operator's cancel takes effect.
+        if let Some(compensate) = run.cancel_requested {
+            return self.cancel(&run, position, compensate).await;
+        }
         let master = &self.deps.master;
         let step_row = store::step_at(master, run.id, position)
             .await?
@@ -37,7 +41,7 @@ impl Engine {
 
     async fn attempt(&self, run: Run, step_row: StepRow, attempt: i32) -> Result<(), EngineError> {
         let step_no = step_row.position + 1;
-        let total = total_steps();
+        let total = total_steps(&run);
         let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
         if attempt > max {
             // Only a worker that died mid-attempt gets here: each crash
@@ -98,7 +102,7 @@ impl Engine {
         let msg = format!(
             "Step {}/{} complete: {}",
             step.position + 1,
-            total_steps(),
+            total_steps(run),
             describe(&step.name)
         );
         db::insert_provision_log(&mut *tx, tenant_id, run.id, &step.name, "success", &msg).await?;
@@ -118,7 +122,7 @@ impl Engine {
         tenant_id: Option<Uuid>,
         mut next: i32,
     ) -> Result<(), EngineError> {
-        while next < total_steps() {
+        while next < total_steps(run) {
             let row = store::step_at(&mut *tx, run.id, next)
                 .await?
                 .ok_or(EngineError::NoSuchStep(run.id, next))?;
@@ -132,14 +136,18 @@ impl Engine {
                 return Ok(());
             };
             store::skip_step(&mut *tx, run.id, next, reason).await?;
-            let msg = format!("Step {}/{} skipped: {reason}", next + 1, total_steps());
+            let msg = format!("Step {}/{} skipped: {reason}", next + 1, total_steps(run));
             db::insert_provision_log(&mut *tx, tenant_id, run.id, &row.name, "skipped", &msg)
                 .await?;
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
             next += 1;
         }
         store::transition_run(&mut *tx, run.id, "running", "completed", None).await?;
-        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
+        if run.kind == "provision" {
+            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
+        } else {
+            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Deprovisioned tenant ({}): {}", run.kind, run.tenant_name);
+        }
         Ok(())
     }
 
@@ -194,8 +202,10 @@ impl Engine {
             return Ok(());
         }
         store::set_step_status(&mut *tx, run.id, step.position, "failed", &err.to_string()).await?;
-        // Only a tenant row this run registered is ours to suspend.
-        if let Some(id) = run.tenant_id {
+        // Only a tenant row this run registered is ours to suspend; a failed
+        // deprovisioning leaves the tenant where it stopped, to be retried.
+        let provisioning = run.kind == "provision";
+        if let Some(id) = run.tenant_id.filter(|_| provisioning) {
             store::set_tenant_status(&mut *tx, id, "suspended").await?;
         }
         db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "error", &error)
@@ -210,14 +220,12 @@ impl Engine {
             "failedStep": step.name,
             "supportEmail": self.deps.cfg.notify.support_email,
         });
-        db::insert_event(
-            &mut tx,
-            run.tenant_id,
-            run.id,
-            "tenant.provisioning_failed",
-            &payload,
-        )
-        .await?;
+        let event = if provisioning {
+            "tenant.provisioning_failed"
+        } else {
+            "tenant.deprovisioning_failed"
+        };
+        db::insert_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
         if run.rollback {
             let job = StepJob {
                 run_id: run.id,

@@ -5,8 +5,9 @@
 
 mod attempt;
 mod backoff;
+mod cancel;
 mod forward;
-mod store;
+pub(crate) mod store;
 mod undo;
 
 pub use backoff::retry_delay;
@@ -16,7 +17,7 @@ use crate::step::{Step, StepCtx};
 use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob};
 use landlord_shared::model::Run;
-use landlord_shared::plan::PROVISION_STEPS;
+use landlord_shared::plan::steps_for;
 use landlord_shared::tenant::{TenantKey, TenantNames};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub enum EngineError {
     Queue(#[from] apalis_postgres::Error),
     #[error(transparent)]
     Outbox(#[from] landlord_shared::db::OutboxError),
+    #[error(transparent)]
+    Start(#[from] landlord_shared::start::StartError),
     #[error("run {0} has no step at position {1}")]
     NoSuchStep(uuid::Uuid, i32),
 }
@@ -87,6 +90,7 @@ impl Engine {
     }
 }
 
-pub fn total_steps() -> i32 {
-    i32::try_from(PROVISION_STEPS.len()).unwrap_or(i32::MAX)
+/// How many steps a run of this kind has.
+pub fn total_steps(run: &Run) -> i32 {
+    i32::try_from(steps_for(&run.kind).len()).unwrap_or(i32::MAX)
 }

@@ -4,14 +4,12 @@
 use super::attempt::compensate_attempt;
 use super::backoff::retry_delay;
 use super::{Engine, EngineError, store};
+use landlord_shared::actions::UNDOABLE;
 use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
 use landlord_shared::model::Run;
 use sqlx::PgConnection;
 use std::time::Duration;
-
-/// Step states that may have left something behind to undo.
-const UNDOABLE: &[&str] = &["completed", "failed", "compensating", "running", "retrying"];
 
 impl Engine {
     pub(super) async fn undo(&self, run: Run, position: i32) -> Result<(), EngineError> {

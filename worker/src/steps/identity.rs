@@ -19,7 +19,7 @@ pub struct Identity;
 const OWNER_ATTRIBUTE: &str = "landlord.tenant";
 const DEFAULT_TEMPLATE: &str = include_str!("../../../deploy/keycloak/realm-template.json");
 
-fn keycloak(ctx: &StepCtx) -> Result<&Keycloak, StepError> {
+pub(super) fn keycloak(ctx: &StepCtx) -> Result<&Keycloak, StepError> {
     ctx.deps
         .keycloak
         .as_ref()
@@ -71,7 +71,11 @@ fn admin_of(ctx: &StepCtx) -> AdminContact {
         })
 }
 
-async fn is_ours(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<Option<bool>, StepError> {
+pub(super) async fn is_ours(
+    kc: &Keycloak,
+    realm: &str,
+    ctx: &StepCtx,
+) -> Result<Option<bool>, StepError> {
     let Some(rep) = kc.get_json(&format!("/{realm}")).await? else {
         return Ok(None);
     };

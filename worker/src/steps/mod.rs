@@ -1,6 +1,7 @@
 //! One file per step: its run, its undo, its error mapping.
 
 mod activate;
+mod deprovision;
 mod identity;
 mod migrate;
 mod mongo;
@@ -12,22 +13,38 @@ mod storage;
 mod validate;
 
 use crate::step::Step;
+use deprovision::DropResources;
 use std::sync::Arc;
 
 pub use postgres::TENANT_MIGRATIONS;
 
-/// Every step of the provisioning plan.
-pub fn provision_steps() -> Vec<Arc<dyn Step>> {
-    vec![
+/// Every step of every plan (provisioning, soft and hard deprovisioning).
+pub fn all_steps() -> Vec<Arc<dyn Step>> {
+    let identity: Arc<dyn Step> = Arc::new(identity::Identity);
+    let postgres: Arc<dyn Step> = Arc::new(postgres::Postgres);
+    let mongo: Arc<dyn Step> = Arc::new(mongo::Mongo);
+    let qdrant: Arc<dyn Step> = Arc::new(qdrant::Qdrant);
+    let storage: Arc<dyn Step> = Arc::new(storage::Storage);
+    let record: Arc<dyn Step> = Arc::new(record::Record);
+    let mut steps: Vec<Arc<dyn Step>> = vec![
         Arc::new(validate::Validate),
         Arc::new(register::Register),
-        Arc::new(identity::Identity),
-        Arc::new(postgres::Postgres),
+        identity.clone(),
+        postgres.clone(),
         Arc::new(migrate::Migrate),
-        Arc::new(mongo::Mongo),
-        Arc::new(qdrant::Qdrant),
-        Arc::new(storage::Storage),
-        Arc::new(record::Record),
+        mongo.clone(),
+        qdrant.clone(),
+        storage.clone(),
+        record.clone(),
         Arc::new(activate::Activate),
-    ]
+        Arc::new(deprovision::MarkDeleting),
+        Arc::new(DropResources::new("drop_storage", storage)),
+        Arc::new(DropResources::new("drop_qdrant", qdrant)),
+        Arc::new(DropResources::new("drop_mongo", mongo)),
+        Arc::new(DropResources::new("drop_postgres", postgres)),
+        Arc::new(DropResources::new("drop_identity", identity)),
+        Arc::new(DropResources::new("drop_connections", record)),
+    ];
+    steps.extend(deprovision::soft_steps());
+    steps
 }

@@ -40,7 +40,7 @@ pub(super) async fn single_connection(opts: PgConnectOptions) -> Result<sqlx::Pg
 }
 
 /// Comment put on roles we create, so we never adopt or drop someone else's.
-fn ownership_comment(ctx: &StepCtx) -> String {
+pub(super) fn ownership_comment(ctx: &StepCtx) -> String {
     format!("landlord tenant {}", ctx.key)
 }
 
@@ -52,7 +52,7 @@ pub(super) fn database_options(ctx: &StepCtx, db: &PgIdent) -> Result<PgConnectO
 
 /// Maintenance connection options. Statement logging is off: `CREATE ROLE
 /// … PASSWORD` carries a password, and sqlx logs statement text at debug.
-fn admin_options(ctx: &StepCtx) -> Result<PgConnectOptions, StepError> {
+pub(super) fn admin_options(ctx: &StepCtx) -> Result<PgConnectOptions, StepError> {
     let opts = ctx
         .deps
         .admin_options

@@ -1,0 +1,47 @@
+//! Soft deprovisioning: the tenant's realm stays with its users and
+//! clients, but disabled, so no one can sign in or get a token.
+
+use super::super::identity::{is_ours, keycloak};
+use crate::deps::Deps;
+use crate::step::{Step, StepCtx, StepError};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+pub struct DisableIdentity;
+
+async fn set_enabled(ctx: &StepCtx, enabled: bool) -> Result<Value, StepError> {
+    let kc = keycloak(ctx)?;
+    let realm = ctx.names.realm();
+    match is_ours(kc, &realm, ctx).await? {
+        None => Ok(json!({ "realm": null })), // never created, or already dropped
+        Some(false) => Err(StepError::permanent(format!(
+            "realm {realm} is not managed by landlord"
+        ))),
+        Some(true) => {
+            kc.put(&format!("/{realm}"), &json!({ "enabled": enabled }))
+                .await?;
+            Ok(json!({ "realm": realm, "enabled": enabled }))
+        }
+    }
+}
+
+#[async_trait]
+impl Step for DisableIdentity {
+    fn name(&self) -> &'static str {
+        "disable_identity"
+    }
+
+    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
+        deps.keycloak
+            .is_none()
+            .then_some("not configured (KEYCLOAK_BASE_URL)")
+    }
+
+    async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        set_enabled(ctx, false).await
+    }
+
+    async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        set_enabled(ctx, true).await.map(drop)
+    }
+}

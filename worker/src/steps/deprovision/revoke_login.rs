@@ -1,0 +1,70 @@
+//! Soft deprovisioning: the tenant's Postgres role keeps its database but
+//! may no longer log in, and its open sessions are ended.
+
+use super::super::postgres::{admin_options, exec_ddl, ownership_comment};
+use crate::deps::Deps;
+use crate::step::{Step, StepCtx, StepError};
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+
+pub struct RevokeLogin;
+
+/// `None` when the role does not exist (never created or already dropped).
+async fn set_login(ctx: &StepCtx, login: bool) -> Result<Option<String>, StepError> {
+    let role = ctx.names.postgres_role();
+    let mut conn = PgConnection::connect_with(&admin_options(ctx)?).await?;
+    let result = async {
+        let comment: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+        )
+        .bind(role.as_str())
+        .fetch_optional(&mut conn)
+        .await?;
+        let Some(comment) = comment else {
+            return Ok(None);
+        };
+        if comment.as_deref() != Some(ownership_comment(ctx).as_str()) {
+            return Err(StepError::permanent(format!(
+                "role {role} is not managed by landlord"
+            )));
+        }
+        let attr = if login { "LOGIN" } else { "NOLOGIN" };
+        exec_ddl(&mut conn, format!("ALTER ROLE {} {attr}", role.quoted())).await?;
+        if !login {
+            // NOLOGIN stops new sessions only.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            )
+            .bind(role.as_str())
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(Some(role.as_str().to_owned()))
+    }
+    .await;
+    let _ = conn.close().await;
+    result
+}
+
+#[async_trait]
+impl Step for RevokeLogin {
+    fn name(&self) -> &'static str {
+        "revoke_login"
+    }
+
+    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
+        deps.admin_options
+            .is_none()
+            .then_some("not configured (POSTGRES_ADMIN_URL)")
+    }
+
+    async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        let role = set_login(ctx, false).await?;
+        Ok(json!({ "role": role, "login": false }))
+    }
+
+    async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        set_login(ctx, true).await.map(drop)
+    }
+}
