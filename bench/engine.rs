@@ -9,6 +9,7 @@ mod harness;
 #[path = "../tests/it/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
+mod section;
 
 use chrono::{DateTime, Utc};
 use harness::TestEnv;
@@ -311,29 +312,20 @@ async fn main() {
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine()
     );
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/results.md");
+    // The tracing comparison has its own section of bench/results.md, so
+    // BENCH_ONLY=tracing can refresh it alone.
+    let mut section = String::new();
+    let _ = writeln!(
+        section,
+        "## Tracing overhead ({})\n",
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    tracing_overhead(&mut section).await;
+    print!("{section}");
+    section::write_section("tracing", &section);
     if only_tracing {
-        // BENCH_ONLY=tracing: refresh the tracing section of the last full
-        // results, keep the rest.
-        let mut section = String::new();
-        let _ = writeln!(
-            section,
-            "## Tracing overhead ({}, BENCH_ONLY=tracing)\n",
-            Utc::now().format("%Y-%m-%d %H:%M UTC")
-        );
-        tracing_overhead(&mut section).await;
-        let old = std::fs::read_to_string(path).unwrap_or_default();
-        let kept = old
-            .split("\n## Tracing overhead (")
-            .next()
-            .unwrap_or_default();
-        print!("{section}");
-        std::fs::write(path, format!("{}\n{section}", kept.trim_end()))
-            .expect("write bench/results.md");
-        eprintln!("wrote {path}");
         return;
     }
-    tracing_overhead(&mut out).await;
     let pg_only = TestEnv::new(&[]).await;
     let rss_latency = latency(&mut out, pg_only, LATENCY_RUNS, "Postgres + storage path").await;
     // The full tenant (Keycloak, Mongo, Qdrant, S3) when bench/run.sh
@@ -363,6 +355,5 @@ async fn main() {
         "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
     );
     print!("{out}");
-    std::fs::write(path, &out).expect("write bench/results.md");
-    eprintln!("wrote {path}");
+    section::write_section("engine", &out);
 }

@@ -1,13 +1,13 @@
 //! `landlord`: one binary for the worker, the API, migrations and the
 //! operator commands.
 
+mod client;
 mod follow;
 mod seed;
 mod tokens;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use landlord_shared::actions::retry_run;
 use landlord_shared::config::Config;
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
@@ -68,14 +68,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Resume a tenant's failed run at its failed step.
-    Retry {
-        tenant: String,
-        #[arg(long)]
-        wait: bool,
-        #[arg(long, default_value_t = 600)]
-        timeout: u64,
-    },
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Print the tenant admin's initial password (from the secret store).
     AdminPassword { tenant: String },
     /// Create, list and revoke API tokens (master database directly).
@@ -125,8 +119,13 @@ fn parse_key(raw: &str) -> Result<TenantKey, ExitCode> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Support commands talk to the API and need no database settings.
+    let command = match cli.command {
+        Command::Client(c) => return Ok(client::run(c).await),
+        other => other,
+    };
     let cfg = Config::from_env()?;
-    match cli.command {
+    match command {
         Command::Migrate => {
             migrate::migrate_master(&connect(&cfg).await?).await?;
             println!("master database migrated");
@@ -176,21 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await;
         }
-        Command::Retry {
-            tenant,
-            wait,
-            timeout,
-        } => {
-            let pool = connect(&cfg).await?;
-            let run = db::latest_run_for_tenant(&pool, &tenant)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("tenant '{tenant}' has no run"))?;
-            let run = retry_run(&pool, run.id).await?;
-            println!("resumed run {} for tenant '{tenant}'", run.id);
-            if wait {
-                return finish(&pool, &tenant, run.id, Duration::from_secs(timeout)).await;
-            }
-        }
+        Command::Client(_) => unreachable!("dispatched above"),
         Command::AdminPassword { tenant } => {
             let pool = connect(&cfg).await?;
             let key = cfg

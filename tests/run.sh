@@ -11,6 +11,10 @@ deploy/stack.sh start
 eval "$(deploy/stack.sh env)"
 # The stand-in's own contract tests (status codes per the Qdrant spec).
 deploy/stack.sh test-qdrant
+# Chromium and the Python venv for the console's end-to-end test and the
+# schemathesis fuzz run.
+deploy/browser.sh install
+eval "$(deploy/browser.sh env)"
 # Integration tests start real worker processes and servers; a few at a
 # time keeps a 2-core machine responsive. Test binaries run one after the
 # other, so the Keycloak outage test (tests/outage.rs) runs alone.

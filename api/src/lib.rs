@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+mod console;
 mod cursor;
 pub mod error;
 mod extract;
@@ -99,7 +100,7 @@ pub fn router(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        // console: .merge(console::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))

@@ -2,8 +2,11 @@
 
 mod api;
 mod cli;
+mod client;
+mod console;
 mod crash;
 mod failures;
+mod fuzz;
 mod harness;
 mod notify;
 mod observe;
