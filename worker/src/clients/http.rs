@@ -66,8 +66,8 @@ pub async fn unexpected(what: &str, resp: Response) -> StepError {
     // Keycloak answers 400 "Database operation failed" when a create
     // collides with one still committing, e.g. the retry of an attempt whose
     // request timed out client-side: the next attempt finds the object.
-    let collided = status == reqwest::StatusCode::BAD_REQUEST
-        && body.contains("Database operation failed");
+    let collided =
+        status == reqwest::StatusCode::BAD_REQUEST && body.contains("Database operation failed");
     if is_transient(status) || collided {
         StepError::transient(msg)
     } else {
