@@ -13,6 +13,8 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct Keycloak {
     cfg: KeycloakConfig,
     http: reqwest::Client,
@@ -79,7 +81,10 @@ impl Keycloak {
         }
     }
 
-    /// Sends an admin request; a 401 (token revoked or expired early)
+    /// Sends an admin request (with a longer time limit than other calls:
+    /// creating a realm from the template takes tens of seconds on a busy
+    /// Keycloak, and giving up early only makes the retry collide with the
+    /// create still committing); a 401 (token revoked or expired early)
     /// gets one retry with a fresh token.
     pub async fn send(
         &self,
@@ -94,7 +99,8 @@ impl Keycloak {
                     method.clone(),
                     format!("{}/admin/realms{path}", self.cfg.base_url),
                 )
-                .bearer_auth(token.expose_secret());
+                .bearer_auth(token.expose_secret())
+                .timeout(ADMIN_TIMEOUT);
             match body {
                 Some(b) => req.json(b),
                 None => req,
