@@ -99,7 +99,11 @@ async fn hard_deprovisioning_of_a_failed_tenant_drops_what_it_holds() {
     let probe = Probe::new(&env).await;
     let worker = env.spawn_worker().await;
     let run = env.start("half").await.run;
-    assert_eq!(env.wait_finished(run.id, WAIT).await.status, "failed");
+    let failed = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(
+        (failed.status.as_str(), failed.error.as_deref()),
+        ("failed", Some("step storage failed: injected permanent fault"))
+    );
     assert_eq!(
         env.tenant_status("half").await.as_deref(),
         Some("suspended")
