@@ -19,6 +19,7 @@ use sqlx::PgPool;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Parser)]
 #[command(name = "landlord", version, about = "Durable tenant provisioning")]
@@ -89,7 +90,9 @@ async fn main() -> ExitCode {
     // `dev` on a terminal draws live progress; interleaved info logs would
     // tear it, so there they start at warn (RUST_LOG overrides).
     let quiet = matches!(cli.command, Command::Dev { .. }) && std::io::stdout().is_terminal();
-    telemetry::init(
+    // Dropped at the end of main: buffered spans are flushed on every exit
+    // path, a worker's SIGTERM included.
+    let _telemetry = telemetry::init(
         std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json"),
         if quiet { "warn" } else { "info" },
     );
@@ -220,7 +223,11 @@ async fn provision(
     params: &ProvisionParams,
     wait: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
-    let started = start_provision(pool, key, params, cfg.rollback_on_failure, None).await?;
+    // The command is the root of the run's trace when no API request is.
+    let span = tracing::info_span!("provision", tenant = %key, otel.kind = "client");
+    let started = start_provision(pool, key, params, cfg.rollback_on_failure, None)
+        .instrument(span)
+        .await?;
     let run = &started.run;
     if started.created {
         println!(

@@ -18,7 +18,7 @@ mod views;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::routes::{health, runs, tenants};
+use crate::routes::{health, provision, runs, tenant_actions, tenants};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -54,11 +54,11 @@ impl AppState {
 /// The admin routes, each with its part of the OpenAPI document.
 fn admin_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(tenants::create, tenants::list))
-        .routes(routes!(tenants::show, tenants::delete))
+        .routes(routes!(provision::create, tenants::list))
+        .routes(routes!(tenants::show, tenant_actions::delete))
         .routes(routes!(tenants::runs))
-        .routes(routes!(tenants::retry))
-        .routes(routes!(tenants::rollback))
+        .routes(routes!(tenant_actions::retry))
+        .routes(routes!(tenant_actions::rollback))
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
         .routes(routes!(runs::cancel))
@@ -125,5 +125,9 @@ pub async fn serve_with(
     cfg: ApiConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(AppState::new(pool, cfg))).await
+    let state = AppState::new(pool, cfg);
+    if let Some(jwt) = state.jwt.clone() {
+        tokio::spawn(async move { jwt.prefetch().await });
+    }
+    axum::serve(listener, router(state)).await
 }

@@ -43,6 +43,9 @@ pub struct Config {
     /// 32-byte key (base64) for the secret store.
     pub secret_key: Option<SecretString>,
     pub faults: Vec<Fault>,
+    /// Where a worker serves `GET /metrics` (`LANDLORD_METRICS_BIND`,
+    /// host:port); no listener when unset.
+    pub metrics_bind: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +222,7 @@ impl Config {
             poll_interval: Duration::from_millis(parse_u64("LANDLORD_POLL_INTERVAL_MS", 500)?),
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
             faults,
+            metrics_bind: get("LANDLORD_METRICS_BIND"),
         })
     }
 

@@ -51,15 +51,31 @@ pub async fn push_notify_job(
     push_json(conn, NOTIFY_QUEUE, job, delay).await
 }
 
+/// A job as decoded by the worker: the payload plus the `traceparent` of
+/// the span that pushed it (absent in jobs pushed before tracing existed,
+/// or by a process that exports no spans).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traced<T> {
+    #[serde(flatten)]
+    pub job: T,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+}
+
 /// `delay` is rounded up to whole seconds: apalis stores `run_at` in
-/// seconds.
+/// seconds. The current span's context travels in the payload (apalis#664:
+/// no trace context across the queue yet).
 async fn push_json(
     conn: &mut PgConnection,
     queue: &str,
     job: &impl Serialize,
     delay: Duration,
 ) -> Result<(), apalis_postgres::Error> {
-    let bytes = serde_json::to_vec(job).expect("job payloads serialize");
+    let traced = Traced {
+        job,
+        trace: crate::telemetry::traceparent_of(&tracing::Span::current()),
+    };
+    let bytes = serde_json::to_vec(&traced).expect("job payloads serialize");
     let mut builder = TaskBuilder::new(bytes);
     if !delay.is_zero() {
         let now = SystemTime::now()

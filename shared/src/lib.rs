@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod faults;
 pub mod jobs;
+pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod plan;

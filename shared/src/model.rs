@@ -40,6 +40,10 @@ pub struct Run {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Where the run's spans attach (see `telemetry::RunTrace`).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub trace_context: Option<sqlx::types::Json<crate::telemetry::RunTrace>>,
 }
 
 impl Run {

@@ -5,6 +5,7 @@ use crate::db;
 use crate::jobs::{Direction, StepJob, push_step_job};
 use crate::model::{ProvisionParams, Run};
 use crate::plan::steps_for;
+use crate::telemetry::RunTrace;
 use crate::tenant::TenantKey;
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -67,8 +68,8 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
     // ON CONFLICT waits for a concurrent insert of the same workflow ID to
     // commit, so 50 simultaneous starts produce one row and 49 no-ops.
     let inserted: Option<Run> = sqlx::query_as(
-        "INSERT INTO workflow_runs (id, workflow_id, kind, tenant_name, tenant_id, params, rollback, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running')
+        "INSERT INTO workflow_runs (id, workflow_id, kind, tenant_name, tenant_id, params, rollback, status, trace_context)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)
          ON CONFLICT (workflow_id) DO NOTHING RETURNING *",
     )
     .bind(Uuid::now_v7())
@@ -78,6 +79,7 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
     .bind(new.tenant_id)
     .bind(sqlx::types::Json(new.params))
     .bind(new.rollback)
+    .bind(sqlx::types::Json(RunTrace::for_current_span()))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(run) = inserted else {
@@ -104,5 +106,11 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
         direction: Direction::Forward,
     };
     push_step_job(tx, &job, Duration::ZERO).await?;
+    // Counted before the caller commits: a rolled-back start over-counts,
+    // which is rare and harmless for a rate.
+    crate::metrics::metrics()
+        .runs_started
+        .with_label_values(&[new.kind])
+        .inc();
     Ok(Started { run, created: true })
 }

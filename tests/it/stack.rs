@@ -240,49 +240,109 @@ async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_complet
     }
 }
 
+/// Run context on a JSON log line: the line's own fields plus those of
+/// every span it is in.
+fn line_context(line: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    let mut ctx = serde_json::Map::new();
+    for span in line["spans"].as_array().into_iter().flatten() {
+        ctx.extend(span.as_object().cloned().unwrap_or_default());
+    }
+    ctx.extend(line["fields"].as_object().cloned().unwrap_or_default());
+    ctx
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_passwords_never_reach_the_logs() {
-    let env = TestEnv::full_stack(&[]).await;
+    let hook = Receiver::start(0).await;
+    let otlp = crate::otlp::OtlpReceiver::start().await;
+    let env = TestEnv::full_stack(&[("WEBHOOK_URL", &hook.url("/hook"))]).await;
     let logs = tempfile::tempdir().unwrap();
-    let log_path = logs.path().join("worker.log");
-    // A real worker process at the most verbose level, SQL statements included.
-    let mut worker = env
-        .landlord()
-        .arg("worker")
-        .env("RUST_LOG", "debug")
-        .env("LOG_FORMAT", "json")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let run = env.start_with("logged", &params("logged")).await.run;
-    let run = env.wait_finished(run.id, WAIT).await;
-    assert_eq!(run.status, "completed", "{:?}", run.error);
-    worker.start_kill().unwrap();
-    worker.wait().await.unwrap();
-
-    let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(log.contains("Step 3/10"), "the log was captured");
-    assert!(log.contains("\"level\":\"DEBUG\""), "at debug level");
     let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
-    let names = landlord_shared::tenant::TenantNames::new(&env.cfg.name_prefix, &env.key("logged"));
-    let secrets = [
-        store
-            .get(&env.pool, &admin_secret_ref(&names.realm()))
-            .await
-            .unwrap(),
-        store
-            .get(&env.pool, &format!("postgres/{}", names.postgres_db()))
-            .await
-            .unwrap(),
-    ];
-    for secret in &secrets {
-        assert!(
-            !log.contains(secret.expose_secret()),
-            "a generated password is in the worker log"
+    let mut secrets = Vec::new();
+    let mut captured = Vec::new();
+    for (format, tenant) in [("json", "logged"), ("text", "logtext")] {
+        let log_path = logs.path().join(format!("worker-{format}.log"));
+        // A real worker process at the most verbose level, SQL statements
+        // included, exporting its spans too.
+        let worker = env
+            .landlord()
+            .arg("worker")
+            .env("RUST_LOG", "debug")
+            .env("LOG_FORMAT", format)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp.url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let run = env.start_with(tenant, &params(tenant)).await.run;
+        let run = env.wait_finished(run.id, WAIT).await;
+        assert_eq!(run.status, "completed", "{:?}", run.error);
+        // The welcome delivery reads the password too: wait for it.
+        hook.wait_for(1, |r| r.body["data"]["tenantName"] == tenant)
+            .await;
+        // SIGTERM: the worker flushes its spans on the way out.
+        crate::observe::terminate(worker).await;
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.contains("Step 3/10"), "the {format} log was captured");
+        let names =
+            landlord_shared::tenant::TenantNames::new(&env.cfg.name_prefix, &env.key(tenant));
+        secrets.push(
+            store
+                .get(&env.pool, &admin_secret_ref(&names.realm()))
+                .await
+                .unwrap(),
         );
+        secrets.push(
+            store
+                .get(&env.pool, &format!("postgres/{}", names.postgres_db()))
+                .await
+                .unwrap(),
+        );
+        let step_lines: Vec<&str> = log.lines().filter(|l| l.contains("Step ")).collect();
+        assert!(step_lines.len() >= 10, "{format}: {step_lines:?}");
+        for line in step_lines {
+            if format == "json" {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                let ctx = line_context(&value);
+                for key in ["tenant", "run_id", "step", "attempt"] {
+                    assert!(ctx.contains_key(key), "no {key} in {line}");
+                }
+                assert_eq!(ctx["tenant"], tenant, "{line}");
+                assert_eq!(ctx["run_id"], run.id.to_string(), "{line}");
+            } else {
+                for key in ["tenant=", "run_id=", "step=", "attempt="] {
+                    assert!(line.contains(key), "no {key} in {line}");
+                }
+            }
+        }
+        if format == "json" {
+            assert!(log.contains("\"level\":\"DEBUG\""), "at debug level");
+        }
+        captured.push(log);
     }
-    let keycloak_token_leak = log.contains("access_token");
-    assert!(!keycloak_token_leak, "an access token is in the worker log");
+    // Span attributes and events are logs too.
+    let received = otlp.spans();
+    let runs: Vec<_> = received
+        .iter()
+        .filter(|s| s.name == "run")
+        .map(|s| s.attr("tenant"))
+        .collect();
+    assert_eq!(runs.len(), 2, "both workers exported: {runs:?}");
+    let spans = format!("{received:?}");
+    assert!(
+        spans.contains("forward identity"),
+        "step spans were exported"
+    );
+    captured.push(spans);
+    for text in &captured {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.expose_secret()),
+                "a generated password is in the worker log or spans"
+            );
+        }
+        let keycloak_token_leak = text.contains("access_token");
+        assert!(!keycloak_token_leak, "an access token is in the worker log");
+    }
 }

@@ -7,10 +7,13 @@ use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
 use futures::FutureExt;
 use landlord_shared::config::Config;
-use landlord_shared::jobs::{NOTIFY_QUEUE, NotifyJob, STEP_QUEUE, StepJob};
+use landlord_shared::jobs::{NOTIFY_QUEUE, NotifyJob, STEP_QUEUE, StepJob, Traced};
+use landlord_shared::telemetry::remote_context;
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub async fn build_engine(cfg: Config) -> anyhow::Result<Arc<Engine>> {
     if cfg.postgres_admin_url.is_some() && cfg.secret_key.is_none() {
@@ -34,15 +37,27 @@ pub fn unique_worker_name() -> String {
     )
 }
 
-async fn handle(job: StepJob, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    engine.handle(job).await.map_err(|e| {
-        tracing::error!("engine error, job will be re-delivered: {e}");
-        e.into()
-    })
+async fn handle(job: Traced<StepJob>, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    engine
+        .handle_traced(job.job, job.trace.as_deref())
+        .await
+        .map_err(|e| {
+            tracing::error!("engine error, job will be re-delivered: {e}");
+            e.into()
+        })
 }
 
-async fn handle_notify(job: NotifyJob, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    crate::notify::deliver(&engine.deps, job)
+/// A delivery belongs to the trace of the attempt that wrote its event.
+async fn handle_notify(
+    job: Traced<NotifyJob>,
+    engine: Data<Arc<Engine>>,
+) -> Result<(), BoxDynError> {
+    let span = tracing::info_span!("notify", event_id = %job.job.event_id);
+    if let Some(cx) = job.trace.as_deref().and_then(remote_context) {
+        let _ = span.set_parent(cx);
+    }
+    crate::notify::deliver(&engine.deps, job.job)
+        .instrument(span)
         .await
         .map_err(|e| {
             tracing::error!("delivery error, job will be re-delivered: {e}");
@@ -82,8 +97,18 @@ pub async fn run_worker(
     tracing::info!(worker = %name, concurrency = cfg.worker_concurrency,
         orphan_timeout = ?cfg.orphan_timeout(), "worker started");
     let shutdown = shutdown.boxed().shared();
+    let metrics = match &cfg.metrics_bind {
+        Some(bind) => {
+            let listener = tokio::net::TcpListener::bind(bind).await?;
+            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            let server =
+                landlord_shared::metrics::serve(listener, pool.clone(), cfg.orphan_timeout());
+            Some(tokio::spawn(server))
+        }
+        None => None,
+    };
     let steps = WorkerBuilder::new(name.clone())
-        .backend(backend::<StepJob>(
+        .backend(backend::<Traced<StepJob>>(
             cfg,
             &pool,
             STEP_QUEUE,
@@ -93,7 +118,7 @@ pub async fn run_worker(
         .data(engine.clone())
         .build(handle);
     let notify = WorkerBuilder::new(format!("{name}-notify"))
-        .backend(backend::<NotifyJob>(cfg, &pool, NOTIFY_QUEUE, 2))
+        .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
         .concurrency(2)
         .data(engine.clone())
         .build(handle_notify);
@@ -105,6 +130,9 @@ pub async fn run_worker(
         steps.run_until(stop(shutdown.clone())),
         notify.run_until(stop(shutdown))
     );
+    if let Some(server) = metrics {
+        server.abort();
+    }
     a?;
     b?;
     Ok(())

@@ -34,6 +34,10 @@ struct Key {
 struct Cache {
     keys: HashMap<String, Key>,
     fetched: Option<Instant>,
+    /// Last failed fetch: an unreachable issuer is asked again only after
+    /// `MIN_REFRESH`, so requests meanwhile fail fast instead of queueing
+    /// behind timeouts.
+    failed: Option<Instant>,
 }
 
 pub struct JwtVerifier {
@@ -113,15 +117,52 @@ impl JwtVerifier {
         format!("{}/protocol/openid-connect/certs", self.cfg.issuer)
     }
 
-    /// Fetches the key set again unless another request just did.
+    /// Fetches the key set again unless another request just did. When the
+    /// issuer cannot be reached, keys already cached stay in use for tokens
+    /// they know; only a `force`d refresh (an unknown `kid`) fails.
     async fn refresh(&self, force: bool) -> Result<(), JwtError> {
         let _one_at_a_time = self.refresh.lock().await;
-        if let Some(at) = self.cache.read().await.fetched {
-            let age = at.elapsed();
-            if age < MIN_REFRESH || (!force && age < MAX_AGE) {
-                return Ok(());
+        {
+            let cache = self.cache.read().await;
+            if let Some(at) = cache.fetched {
+                let age = at.elapsed();
+                if age < MIN_REFRESH || (!force && age < MAX_AGE) {
+                    return Ok(());
+                }
+            }
+            if cache.failed.is_some_and(|at| at.elapsed() < MIN_REFRESH) {
+                return if force || cache.keys.is_empty() {
+                    Err(JwtError::Unreachable(
+                        "the last attempt failed moments ago".into(),
+                    ))
+                } else {
+                    Ok(())
+                };
             }
         }
+        match self.fetch_keys().await {
+            Ok(keys) => {
+                tracing::info!(keys = keys.len(), "fetched the issuer's signing keys");
+                *self.cache.write().await = Cache {
+                    keys,
+                    fetched: Some(Instant::now()),
+                    failed: None,
+                };
+                Ok(())
+            }
+            Err(e) => {
+                let mut cache = self.cache.write().await;
+                cache.failed = Some(Instant::now());
+                if force || cache.keys.is_empty() {
+                    return Err(e);
+                }
+                tracing::warn!("keeping the cached signing keys: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    async fn fetch_keys(&self) -> Result<HashMap<String, Key>, JwtError> {
         let set = self.get_json(&self.jwks_url().await).await?;
         let mut keys = HashMap::new();
         // One key at a time: a key set may hold keys (encryption ones, new
@@ -145,12 +186,18 @@ impl JwtVerifier {
             let kid = jwk.common.key_id.clone().unwrap_or_default();
             keys.insert(kid, Key { key, alg });
         }
-        tracing::info!(keys = keys.len(), "fetched the issuer's signing keys");
-        *self.cache.write().await = Cache {
-            keys,
-            fetched: Some(Instant::now()),
-        };
-        Ok(())
+        Ok(keys)
+    }
+
+    /// Fetches the keys once at start-up, so a wrong issuer shows in the
+    /// log right away rather than at the first operator's request.
+    pub async fn prefetch(&self) {
+        match self.refresh(false).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(issuer = %self.cfg.issuer, "cannot fetch the issuer's keys yet: {e}")
+            }
+        }
     }
 
     pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {

@@ -2,7 +2,9 @@
 //! tenant from a path segment, list parameters.
 
 pub mod health;
+pub mod provision;
 pub mod runs;
+pub mod tenant_actions;
 pub mod tenants;
 
 use crate::cursor::Cursor;

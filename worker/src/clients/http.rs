@@ -2,7 +2,43 @@
 //! and 5xx are transient; other 4xx cannot be fixed by retrying.
 
 use crate::step::StepError;
-use reqwest::{Response, StatusCode};
+use reqwest::header::HeaderValue;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+/// Sends a request in a client span and carries that span's `traceparent`.
+/// The span names host and path only: query strings (S3 presigned URLs)
+/// hold signatures.
+pub trait TracedSend {
+    fn traced_send(self) -> impl Future<Output = reqwest::Result<Response>> + Send;
+}
+
+impl TracedSend for RequestBuilder {
+    async fn traced_send(self) -> reqwest::Result<Response> {
+        let (client, request) = self.build_split();
+        let mut request = request?;
+        let host = request.url().host_str().unwrap_or_default().to_owned();
+        let method = request.method().clone();
+        let span = tracing::info_span!("http",
+            otel.name = %format!("{method} {host}"),
+            otel.kind = "client",
+            http.request.method = %method,
+            server.address = %host,
+            url.path = %request.url().path(),
+            http.response.status_code = Empty);
+        if let Some(value) = landlord_shared::telemetry::traceparent_of(&span)
+            .and_then(|tp| HeaderValue::from_str(&tp).ok())
+        {
+            request.headers_mut().insert("traceparent", value);
+        }
+        let response = client.execute(request).instrument(span.clone()).await;
+        if let Ok(r) = &response {
+            span.record("http.response.status_code", r.status().as_u16());
+        }
+        response
+    }
+}
 
 impl From<reqwest::Error> for StepError {
     fn from(e: reqwest::Error) -> Self {
@@ -27,7 +63,12 @@ pub async fn unexpected(what: &str, resp: Response) -> StepError {
     let mut body = resp.text().await.unwrap_or_default();
     body.truncate(300);
     let msg = format!("{what}: HTTP {status}: {body}");
-    if is_transient(status) {
+    // Keycloak answers 400 "Database operation failed" when a create
+    // collides with one still committing, e.g. the retry of an attempt whose
+    // request timed out client-side: the next attempt finds the object.
+    let collided =
+        status == reqwest::StatusCode::BAD_REQUEST && body.contains("Database operation failed");
+    if is_transient(status) || collided {
         StepError::transient(msg)
     } else {
         StepError::permanent(msg)

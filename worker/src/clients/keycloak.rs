@@ -3,6 +3,7 @@
 //! secret is set), refreshed before it expires and once more on a 401.
 
 use super::http::unexpected;
+use crate::clients::http::TracedSend;
 use crate::step::StepError;
 use landlord_shared::config::KeycloakConfig;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -55,7 +56,7 @@ impl Keycloak {
                 ("password", self.cfg.admin_password.expose_secret()),
             ],
         };
-        let resp = self.http.post(url).form(&form).send().await?;
+        let resp = self.http.post(url).form(&form).traced_send().await?;
         if !resp.status().is_success() {
             return Err(unexpected("keycloak admin token", resp).await);
         }
@@ -99,11 +100,11 @@ impl Keycloak {
                 None => req,
             }
         };
-        let resp = build(&self.bearer(false).await?).send().await?;
+        let resp = build(&self.bearer(false).await?).traced_send().await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
-        Ok(build(&self.bearer(true).await?).send().await?)
+        Ok(build(&self.bearer(true).await?).traced_send().await?)
     }
 
     /// GET returning JSON, `None` on 404.

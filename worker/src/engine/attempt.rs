@@ -4,9 +4,11 @@
 
 use crate::step::{Step, StepCtx, StepError};
 use landlord_shared::faults::{Fault, FaultKind};
+use landlord_shared::metrics::metrics;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 pub async fn run_attempt(
     step: Arc<dyn Step>,
@@ -15,8 +17,13 @@ pub async fn run_attempt(
     timeout: Duration,
 ) -> Result<Value, StepError> {
     let name = step.name();
-    let task = tokio::spawn(async move { faulty_run(step, ctx, faults).await });
-    guard(name, task, timeout).await
+    let started = Instant::now();
+    // The spawned task keeps the attempt's span: log lines and outgoing
+    // calls of the step body belong to the attempt.
+    let task = tokio::spawn(async move { faulty_run(step, ctx, faults).await }.in_current_span());
+    let result = guard(name, task, timeout).await;
+    observe(name, "forward", started, result.as_ref().err());
+    result
 }
 
 pub async fn compensate_attempt(
@@ -26,8 +33,23 @@ pub async fn compensate_attempt(
     timeout: Duration,
 ) -> Result<(), StepError> {
     let name = step.name();
-    let task = tokio::spawn(async move { step.compensate(&ctx, output.as_ref()).await });
-    guard(name, task, timeout).await
+    let started = Instant::now();
+    let task =
+        tokio::spawn(async move { step.compensate(&ctx, output.as_ref()).await }.in_current_span());
+    let result = guard(name, task, timeout).await;
+    observe(name, "undo", started, result.as_ref().err());
+    result
+}
+
+/// Records the attempt's outcome on its span and in the step histogram.
+fn observe(name: &str, direction: &str, started: Instant, err: Option<&StepError>) {
+    let outcome = match err {
+        None => "ok",
+        Some(e) if e.is_transient() => "transient_error",
+        Some(_) => "permanent_error",
+    };
+    tracing::Span::current().record("outcome", outcome);
+    metrics().step_attempt(name, direction, outcome, started.elapsed());
 }
 
 async fn guard<T>(

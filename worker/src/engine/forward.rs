@@ -11,7 +11,6 @@ use landlord_shared::plan::describe;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use std::time::Duration;
-use tracing::Instrument;
 use uuid::Uuid;
 
 impl Engine {
@@ -33,10 +32,8 @@ impl Engine {
         let Some(attempt) = store::claim_attempt(master, run.id, position).await? else {
             return Ok(());
         };
-        // Every log line of the attempt carries tenant, run, step, attempt.
-        let span = tracing::info_span!("step", tenant = %run.tenant_name, run_id = %run.id,
-            step = %step_row.name, attempt);
-        self.attempt(run, step_row, attempt).instrument(span).await
+        // The caller's span carries tenant, run, step and attempt.
+        self.attempt(run, step_row, attempt).await
     }
 
     async fn attempt(&self, run: Run, step_row: StepRow, attempt: i32) -> Result<(), EngineError> {

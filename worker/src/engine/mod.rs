@@ -7,6 +7,7 @@ mod attempt;
 mod backoff;
 mod cancel;
 mod forward;
+mod observe;
 pub(crate) mod store;
 mod undo;
 
@@ -58,10 +59,10 @@ impl Engine {
     }
 
     pub async fn handle(&self, job: StepJob) -> Result<(), EngineError> {
-        let Some(run) = db::run_by_id(&self.deps.master, job.run_id).await? else {
-            tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
-            return Ok(());
-        };
+        self.handle_traced(job, None).await
+    }
+
+    async fn dispatch(&self, run: Run, job: StepJob) -> Result<(), EngineError> {
         match job.direction {
             Direction::Forward => self.forward(run, job.position).await,
             Direction::Undo => self.undo(run, job.position).await,

@@ -4,6 +4,7 @@
 //! idempotency key as `transactionId`.
 
 use super::Event;
+use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::deps::Deps;
 use crate::step::StepError;
@@ -90,7 +91,7 @@ pub async fn send(deps: &Deps, event: &Event, data: &Value) -> Result<bool, Step
         .header("authorization", format!("ApiKey {}", key.expose_secret()))
         .header("idempotency-key", &event.idempotency_key)
         .json(&body)
-        .send()
+        .traced_send()
         .await?;
     if resp.status().is_success() {
         return Ok(true);

@@ -3,6 +3,7 @@
 //! the timestamp in `X-Landlord-Timestamp` so receivers can refuse replays.
 
 use super::Event;
+use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::deps::Deps;
 use crate::step::StepError;
@@ -45,7 +46,7 @@ pub async fn send(deps: &Deps, event: &Event, data: &Value) -> Result<(), StepEr
             signature(secret.expose_secret().as_bytes(), timestamp, &body),
         );
     }
-    let resp = req.body(body).send().await?;
+    let resp = req.body(body).traced_send().await?;
     if resp.status().is_success() {
         return Ok(());
     }

@@ -10,6 +10,8 @@ use mongodb::bson::{Document, doc};
 use mongodb::error::ErrorKind;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use std::future::IntoFuture;
+use tracing::Instrument;
 
 pub struct Mongo;
 
@@ -57,6 +59,16 @@ fn client(ctx: &StepCtx) -> Result<&mongodb::Client, StepError> {
 
 /// Creates the user, or resets its password when it exists; `false` when
 /// the server has no user management.
+fn mongo_span(operation: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "mongodb",
+        otel.kind = "client",
+        db.system = "mongodb",
+        db.operation = operation
+    )
+}
+
+#[tracing::instrument(name = "mongodb", skip_all, fields(otel.kind = "client", db.system = "mongodb", db.operation = "ensure_user"))]
 async fn ensure_user(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<bool, StepError> {
     let store = ctx
         .deps
@@ -107,6 +119,8 @@ impl Step for Mongo {
                 doc! { "$set": { "tenant": ctx.key.as_str() } },
             )
             .upsert(true)
+            .into_future()
+            .instrument(mongo_span("update_one"))
             .await
             .map_err(mongo_error)?;
         let user = ensure_user(&db, &name, ctx).await?;
@@ -125,14 +139,23 @@ impl Step for Mongo {
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
-        match db.run_command(doc! { "dropUser": &name }).await {
+        match db
+            .run_command(doc! { "dropUser": &name })
+            .into_future()
+            .instrument(mongo_span("dropUser"))
+            .await
+        {
             // UserNotFound, or no user management at all.
             Err(e) if !code(&e).is_some_and(|c| c == 11 || UNSUPPORTED.contains(&c)) => {
                 return Err(mongo_error(e));
             }
             _ => {}
         }
-        db.drop().await.map_err(mongo_error)?;
+        db.drop()
+            .into_future()
+            .instrument(mongo_span("dropDatabase"))
+            .await
+            .map_err(mongo_error)?;
         SecretStore::delete(&ctx.deps.master, &secret_ref(&name))
             .await
             .map_err(StepError::transient)

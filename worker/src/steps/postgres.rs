@@ -22,6 +22,7 @@ pub static TENANT_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migra
 
 /// Runs DDL, which cannot take bind parameters. Callers build it only from
 /// `PgIdent`s (charset-checked, then quoted) and `quote_literal`ed values.
+#[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ddl"))]
 pub(super) async fn exec_ddl(conn: &mut PgConnection, sql: String) -> Result<(), StepError> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(conn)
@@ -80,6 +81,7 @@ async fn locked_connection(ctx: &StepCtx) -> Result<PgConnection, StepError> {
 /// Builds the template once from `migrations/tenant/`. It is flagged as a
 /// template only when complete, and then closed to connections so that no
 /// stray session can block a clone.
+#[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_template"))]
 async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), StepError> {
     let template = template_db(&ctx.deps.cfg.name_prefix);
     let state: Option<bool> =
@@ -110,6 +112,7 @@ async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
     Ok(())
 }
 
+#[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_role"))]
 async fn ensure_role(
     conn: &mut PgConnection,
     ctx: &StepCtx,
@@ -183,6 +186,7 @@ async fn database_owner(
     .await?)
 }
 
+#[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_database"))]
 async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), StepError> {
     let db = ctx.names.postgres_db();
     let role = ctx.names.postgres_role();

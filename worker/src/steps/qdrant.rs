@@ -2,6 +2,7 @@
 //! vector size and distance. An existing collection with the same config is
 //! success; a different config is a permanent error. Undo deletes it.
 
+use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
@@ -35,7 +36,7 @@ fn request(ctx: &StepCtx, method: Method, collection: &str) -> Result<RequestBui
 
 /// The collection's (size, distance), or `None` when it does not exist.
 async fn existing(ctx: &StepCtx, collection: &str) -> Result<Option<(u64, String)>, StepError> {
-    let resp = request(ctx, Method::GET, collection)?.send().await?;
+    let resp = request(ctx, Method::GET, collection)?.traced_send().await?;
     match resp.status() {
         StatusCode::NOT_FOUND => Ok(None),
         s if s.is_success() => {
@@ -87,7 +88,7 @@ impl Step for Qdrant {
                     json!({ "vectors": { "size": cfg.vector_size, "distance": cfg.distance } });
                 let resp = request(ctx, Method::PUT, &collection)?
                     .json(&body)
-                    .send()
+                    .traced_send()
                     .await?;
                 match resp.status() {
                     s if s.is_success() => {}
@@ -116,7 +117,9 @@ impl Step for Qdrant {
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let collection = ctx.names.qdrant_collection();
-        let resp = request(ctx, Method::DELETE, &collection)?.send().await?;
+        let resp = request(ctx, Method::DELETE, &collection)?
+            .traced_send()
+            .await?;
         // Deleting a missing collection answers 200 with `result: false`.
         if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
             return Ok(());

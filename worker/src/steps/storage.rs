@@ -2,6 +2,7 @@
 //! is configured, else the folder `{TENANT_STORAGE_ROOT}/{tenant}`. Undo
 //! removes it (a bucket is emptied first).
 
+use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
@@ -41,7 +42,7 @@ async fn create_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<Value, StepError>
     let name = ctx.names.bucket();
     let (bucket, creds) = bucket(s3, name.clone())?;
     let url = bucket.create_bucket(&creds).sign(SIGN_FOR);
-    let resp = ctx.deps.http.put(url).send().await?;
+    let resp = ctx.deps.http.put(url).traced_send().await?;
     if !resp.status().is_success() {
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
@@ -69,7 +70,7 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
     let (bucket, creds) = bucket(s3, ctx.names.bucket())?;
     loop {
         let url = bucket.list_objects_v2(Some(&creds)).sign(SIGN_FOR);
-        let resp = ctx.deps.http.get(url).send().await?;
+        let resp = ctx.deps.http.get(url).traced_send().await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(());
         }
@@ -86,14 +87,14 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
             let url = bucket
                 .delete_object(Some(&creds), &object.key)
                 .sign(SIGN_FOR);
-            let resp = ctx.deps.http.delete(url).send().await?;
+            let resp = ctx.deps.http.delete(url).traced_send().await?;
             if !resp.status().is_success() && resp.status() != reqwest::StatusCode::NOT_FOUND {
                 return Err(unexpected("delete object", resp).await);
             }
         }
     }
     let url = bucket.delete_bucket(&creds).sign(SIGN_FOR);
-    let resp = ctx.deps.http.delete(url).send().await?;
+    let resp = ctx.deps.http.delete(url).traced_send().await?;
     if resp.status().is_success() || resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(());
     }

@@ -1,0 +1,163 @@
+//! `POST /tenants`: start provisioning, idempotent per tenant name.
+
+use super::summary;
+use super::tenants::tenant_view;
+use crate::AppState;
+use crate::audit::api_action;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::JsonBody;
+use crate::input::{CreateTenant, idempotency_key};
+use crate::views::TenantRun;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use landlord_shared::db;
+use landlord_shared::model::ProvisionParams;
+use landlord_shared::start::{NewRun, create_run, workflow_id};
+use landlord_shared::tenant::TenantKey;
+use serde_json::json;
+
+/// Why a tenant in this state cannot be provisioned again.
+fn blocked(key: &TenantKey, status: &str) -> Option<String> {
+    match status {
+        "suspended" => Some(format!(
+            "tenant '{key}' is suspended after a failed provisioning run: retry it \
+             (POST /tenants/{key}/retry), roll it back (POST /tenants/{key}/rollback) or deprovision it"
+        )),
+        "deleting" => Some(format!("tenant '{key}' is being deprovisioned")),
+        "deleted" => Some(format!(
+            "tenant '{key}' was deleted; its name cannot be provisioned again"
+        )),
+        _ => None,
+    }
+}
+
+/// Start provisioning a tenant
+///
+/// One run per tenant name (`provision-tenant-{name}`): asking again, with
+/// or without the same `Idempotency-Key`, answers 200 with the existing
+/// run. An `Idempotency-Key` already used for another name is 409.
+#[utoipa::path(
+    post, path = "/tenants", tag = "tenants",
+    request_body = CreateTenant,
+    operation_id = "createTenant",
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+        description = "Printable ASCII, at most 255 characters; bound to the first request's tenant name")),
+    responses(
+        (status = 202, description = "Run started", body = TenantRun,
+            headers(("Location" = String, description = "/runs/{run_id}")),
+            links(
+                ("GetRun" = (operation_id = "getRun", parameters(("id" = "$response.body#/run/id")))),
+                ("ListTenantRuns" = (operation_id = "listTenantRuns", parameters(("id" = "$response.body#/run/tenant_name")))),
+            )),
+        (status = 200, description = "The tenant's run already existed", body = TenantRun,
+            headers(("Location" = String, description = "/runs/{run_id}")),
+            links(
+                ("GetRun" = (operation_id = "getRun", parameters(("id" = "$response.body#/run/id")))),
+                ("ListTenantRuns" = (operation_id = "listTenantRuns", parameters(("id" = "$response.body#/run/tenant_name")))),
+            )),
+        (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks system:*", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Tenant suspended, deleting or deleted, or Idempotency-Key already used for another name", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Identity provider unreachable", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateTenant>,
+) -> ApiResult<Response> {
+    let idem = idempotency_key(headers.get("idempotency-key"))?;
+    let (key, params) = body.parse()?;
+    let outcome = start(&state, &key, &params, idem.as_deref()).await;
+    let details = json!({ "idempotency_key": idem, "plan": params.plan });
+    let outcome = api_action(
+        &state.pool,
+        &actor,
+        "tenant.create",
+        key.as_str(),
+        details,
+        outcome,
+    )
+    .await;
+    let (status, body) = outcome?;
+    let location = format!("/runs/{}", body.run.id);
+    let mut res = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+async fn start(
+    state: &AppState,
+    key: &TenantKey,
+    params: &ProvisionParams,
+    idem: Option<&str>,
+) -> ApiResult<(StatusCode, TenantRun)> {
+    let mut tx = state.pool.begin().await?;
+    if let Some(t) = db::tenant_by_name(&mut *tx, key.as_str()).await?
+        && let Some(why) = blocked(key, &t.status)
+    {
+        return Err(ApiError::Conflict(why));
+    }
+    if let Some(idem) = idem {
+        // Waits for a concurrent request with the same key to commit.
+        let claimed: Option<String> = sqlx::query_scalar(
+            "INSERT INTO idempotency_keys (key, tenant_name) VALUES ($1, $2)
+             ON CONFLICT (key) DO NOTHING RETURNING tenant_name",
+        )
+        .bind(idem)
+        .bind(key.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if claimed.is_none() {
+            let bound: String =
+                sqlx::query_scalar("SELECT tenant_name FROM idempotency_keys WHERE key = $1")
+                    .bind(idem)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if bound != key.as_str() {
+                return Err(ApiError::Conflict(format!(
+                    "this Idempotency-Key was already used to provision tenant '{bound}'"
+                )));
+            }
+        }
+    }
+    let wf = workflow_id(key);
+    let new = NewRun {
+        workflow_id: &wf,
+        kind: "provision",
+        key,
+        tenant_id: None,
+        params,
+        rollback: state.cfg.rollback_on_failure,
+    };
+    let started = create_run(&mut tx, &new).await?;
+    if let Some(idem) = idem {
+        sqlx::query("UPDATE idempotency_keys SET run_id = $2 WHERE key = $1 AND run_id IS NULL")
+            .bind(idem)
+            .bind(started.run.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    let body = TenantRun {
+        tenant: tenant_view(&state.pool, key.as_str()).await?,
+        run: summary(&state.pool, started.run.id).await?,
+    };
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, body))
+}

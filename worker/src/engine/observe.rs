@@ -1,0 +1,112 @@
+//! Spans and metrics around each job. One span per step attempt, a child of
+//! the run's span (ids stored with the run) and linked to the span that
+//! queued the job: for a retry, the failed attempt. The job that ends a run
+//! exports the run span and counts the outcome.
+
+use super::{Engine, EngineError, store};
+use landlord_shared::db;
+use landlord_shared::jobs::{Direction, StepJob};
+use landlord_shared::metrics::metrics;
+use landlord_shared::model::{Run, StepRow};
+use landlord_shared::telemetry::parse_traceparent;
+use opentelemetry::KeyValue;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub(super) fn direction_name(d: Direction) -> &'static str {
+    match d {
+        Direction::Forward => "forward",
+        Direction::Undo => "undo",
+    }
+}
+
+/// Every log line of the attempt carries tenant, run, step and attempt.
+/// The attempt number is the one the claim is about to take.
+fn attempt_span(
+    run: &Run,
+    job: &StepJob,
+    row: Option<&StepRow>,
+    origin: Option<&str>,
+) -> tracing::Span {
+    let step = row.map_or("unknown", |r| r.name.as_str());
+    let attempt = row.map_or(0, |r| match job.direction {
+        Direction::Forward => r.attempts + 1,
+        Direction::Undo => r.undo_attempts + 1,
+    });
+    let direction = direction_name(job.direction);
+    let span = tracing::info_span!("step",
+        otel.name = %format!("{direction} {step}"),
+        tenant = %run.tenant_name, run_id = %run.id, step, attempt, direction,
+        outcome = Empty);
+    if let Some(cx) = run.trace_context.as_ref().and_then(|t| t.run_context()) {
+        // Fails only when spans are not exported; then there is no parent.
+        let _ = span.set_parent(cx);
+    }
+    if let Some(link) = origin.and_then(parse_traceparent) {
+        span.add_link(link);
+    }
+    span
+}
+
+impl Engine {
+    /// Handles a job pushed by the span `origin` (a `traceparent`).
+    pub async fn handle_traced(
+        &self,
+        job: StepJob,
+        origin: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let master = &self.deps.master;
+        let Some(run) = db::run_by_id(master, job.run_id).await? else {
+            tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
+            return Ok(());
+        };
+        let row = store::step_at(master, run.id, job.position).await?;
+        if let Some(row) = &row {
+            let recovered = job.direction == Direction::Forward && row.status == "running";
+            if recovered {
+                metrics()
+                    .orphan_recoveries
+                    .with_label_values(&[&row.name])
+                    .inc();
+            }
+            let retry = match job.direction {
+                Direction::Forward => row.status == "retrying",
+                Direction::Undo => row.undo_attempts > 0,
+            };
+            if retry {
+                metrics()
+                    .step_retries
+                    .with_label_values(&[&row.name, direction_name(job.direction)])
+                    .inc();
+            }
+        }
+        let span = attempt_span(&run, &job, row.as_ref(), origin);
+        let (run_id, was_finished) = (run.id, run.is_finished());
+        let result = self.dispatch(run, job).instrument(span).await;
+        if result.is_ok() && !was_finished {
+            self.after_job(run_id).await?;
+        }
+        result
+    }
+
+    async fn after_job(&self, run_id: uuid::Uuid) -> Result<(), EngineError> {
+        let Some(run) = db::run_by_id(&self.deps.master, run_id).await? else {
+            return Ok(());
+        };
+        if !run.is_finished() {
+            return Ok(());
+        }
+        metrics().run_finished(&run.kind, &run.status);
+        if let Some(trace) = &run.trace_context {
+            let attributes = vec![
+                KeyValue::new("tenant", run.tenant_name.clone()),
+                KeyValue::new("run_id", run.id.to_string()),
+                KeyValue::new("kind", run.kind.clone()),
+                KeyValue::new("outcome", run.status.clone()),
+            ];
+            trace.export_run_span(run.created_at.into(), attributes, run.status == "completed");
+        }
+        Ok(())
+    }
+}
