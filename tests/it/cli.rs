@@ -68,12 +68,7 @@ async fn readyz_reports_migrations_and_database() {
     let env = TestEnv::new(&[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let api_cfg = landlord_api::config::ApiConfig::from_lookup(|_| None, false).unwrap();
-    tokio::spawn(landlord_api::serve_with(
-        env.pool.clone(),
-        api_cfg,
-        listener,
-    ));
+    tokio::spawn(landlord_api::serve(env.pool.clone(), listener));
     let client = reqwest::Client::new();
     let ready = client
         .get(format!("http://{addr}/readyz"))

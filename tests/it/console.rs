@@ -9,9 +9,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// A variable deploy/browser.sh exports (tests/run.sh evaluates its `env`).
 pub fn browser_tool(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is unset: run the tests with tests/run.sh, which runs deploy/browser.sh")
-    })
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            panic!("{var} is unset: run the tests with tests/run.sh, which runs deploy/browser.sh")
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
