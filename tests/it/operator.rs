@@ -102,7 +102,10 @@ async fn hard_deprovisioning_of_a_failed_tenant_drops_what_it_holds() {
     let failed = env.wait_finished(run.id, WAIT).await;
     assert_eq!(
         (failed.status.as_str(), failed.error.as_deref()),
-        ("failed", Some("step storage failed: injected permanent fault"))
+        (
+            "failed",
+            Some("step storage failed: injected permanent fault")
+        )
     );
     assert_eq!(
         env.tenant_status("half").await.as_deref(),
