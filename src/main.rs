@@ -178,7 +178,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let run = db::latest_run_for_tenant(&pool, &tenant)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("tenant '{tenant}' has no run"))?;
-            let run = retry_run(&pool, run.id).await?;
+            let span = tracing::info_span!("retry", tenant = %tenant, otel.kind = "client");
+            let run = retry_run(&pool, run.id).instrument(span).await?;
             println!("resumed run {} for tenant '{tenant}'", run.id);
             if wait {
                 return finish(&pool, &tenant, run.id, Duration::from_secs(timeout)).await;

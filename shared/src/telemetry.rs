@@ -173,6 +173,9 @@ pub struct RunTrace {
     /// The span that started the run (an API request, a CLI command).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// When this run span began: a resumed run is a new span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RunTrace {
@@ -204,6 +207,7 @@ impl RunTrace {
         Self {
             run: traceparent(&run),
             parent: parent.is_valid().then(|| traceparent(&parent)),
+            since: Some(chrono::Utc::now()),
         }
     }
 
@@ -211,9 +215,11 @@ impl RunTrace {
         remote_context(&self.run)
     }
 
-    /// Exports the run span, from `start` to now, with the ids chosen when
-    /// the run was created. A no-op when spans are not exported.
-    pub fn export_run_span(&self, start: SystemTime, attributes: Vec<KeyValue>, ok: bool) {
+    /// Exports the run span, from `since` (else `created`) to now, with the
+    /// ids chosen when the run was created or resumed. A no-op when spans
+    /// are not exported.
+    pub fn export_run_span(&self, created: SystemTime, attributes: Vec<KeyValue>, ok: bool) {
+        let start = self.since.map_or(created, SystemTime::from);
         let Some(run) = parse_traceparent(&self.run) else {
             return;
         };
