@@ -81,6 +81,8 @@ fn provider() -> Result<SdkTracerProvider, String> {
 type BoxLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 pub fn init(json: bool, default_level: &str) -> Telemetry {
+    // RUST_LOG filters the log lines only: traces keep every run's spans
+    // whatever the log level.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{default_level},sqlx=warn,apalis=warn,apalis_core=warn,apalis_postgres=warn"
@@ -91,9 +93,9 @@ pub fn init(json: bool, default_level: &str) -> Telemetry {
         // Colour codes only where a person reads them, not in log files.
         .with_ansi(std::io::stderr().is_terminal());
     let fmt: BoxLayer = if json {
-        Box::new(fmt.json())
+        Box::new(fmt.json().with_filter(filter))
     } else {
-        Box::new(fmt)
+        Box::new(fmt.with_filter(filter))
     };
     let provider = if otlp_configured() {
         match provider() {
@@ -121,7 +123,6 @@ pub fn init(json: bool, default_level: &str) -> Telemetry {
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = Registry::default()
         .with(vec![fmt].into_iter().chain(otel).collect::<Vec<_>>())
-        .with(filter)
         .try_init();
     Telemetry { provider }
 }
