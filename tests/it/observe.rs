@@ -325,3 +325,28 @@ async fn a_run_created_in_a_request_joins_the_callers_trace() {
     );
     assert_ne!(stored.run, parent);
 }
+
+/// Retrying or rolling back a finished run starts a new run span: fresh
+/// span ids and start time, so the run span is never exported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_gets_a_new_run_span() {
+    use landlord_shared::actions::{retry_run, rollback_run};
+    let env = TestEnv::new(&[("LANDLORD_FAULTS", "storage:permanent")]).await;
+    let faulty = env.spawn_worker().await;
+    let a = env.start("resumed").await.run;
+    let b = env.start("rolledback").await.run;
+    for id in [a.id, b.id] {
+        assert_eq!(env.wait_finished(id, WAIT).await.status, "failed");
+    }
+    faulty.shutdown().await;
+    let healthy = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
+    let before = |r: &landlord_shared::model::Run| r.trace_context.clone().unwrap().0;
+    let retried = retry_run(&env.pool, a.id).await.unwrap();
+    assert_ne!(before(&retried).run, before(&a).run);
+    assert!(before(&retried).since > before(&a).since);
+    assert_eq!(env.wait_finished(a.id, WAIT).await.status, "completed");
+    let rolled = rollback_run(&env.pool, b.id).await.unwrap();
+    assert_ne!(before(&rolled).run, before(&b).run);
+    assert_eq!(env.wait_finished(b.id, WAIT).await.status, "compensated");
+    healthy.shutdown().await;
+}
