@@ -139,7 +139,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let listener = tokio::net::TcpListener::bind(&bind).await?;
             tracing::info!("API listening on {bind}");
             let api_cfg = landlord_api::config::ApiConfig::from_env(&cfg)?;
-            landlord_api::serve_with(connect(&cfg).await?, api_cfg, listener).await?;
+            // A graceful stop lets main flush the request spans on exit.
+            landlord_api::serve_until(connect(&cfg).await?, api_cfg, listener, shutdown_signal())
+                .await?;
         }
         Command::Provision {
             tenant,

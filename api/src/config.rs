@@ -17,6 +17,9 @@ pub struct ApiConfig {
     pub body_limit: usize,
     /// Copied from the engine config: runs started here compensate on failure.
     pub rollback_on_failure: bool,
+    /// A worker whose last heartbeat is older than this is not counted live
+    /// by `/metrics` (the engine's orphan timeout).
+    pub workers_live_within: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -33,7 +36,9 @@ pub const ADMIN_PERMISSION: &str = "system:*";
 
 impl ApiConfig {
     pub fn from_env(engine: &landlord_shared::config::Config) -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok(), engine.rollback_on_failure)
+        let mut cfg = Self::from_lookup(|k| std::env::var(k).ok(), engine.rollback_on_failure)?;
+        cfg.workers_live_within = engine.orphan_timeout();
+        Ok(cfg)
     }
 
     pub fn from_lookup(
@@ -68,6 +73,8 @@ impl ApiConfig {
             jwt,
             body_limit,
             rollback_on_failure,
+            // The engine's default orphan timeout (1 s heartbeat × 3).
+            workers_live_within: std::time::Duration::from_secs(3),
         })
     }
 }

@@ -92,6 +92,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = routers(&state);
     let doc = Arc::new(openapi::to_json(&doc));
     let limit = state.cfg.body_limit;
+    let metrics =
+        landlord_shared::metrics::router(state.pool.clone(), state.cfg.workers_live_within);
     routes
         .route(
             "/openapi.json",
@@ -106,6 +108,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+        .merge(metrics)
+        // Outermost, so a run started by a request joins the caller's trace.
+        .layer(axum::middleware::from_fn(
+            landlord_shared::telemetry::trace_requests,
+        ))
 }
 
 /// A panicking handler answers 500 like any internal error instead of
@@ -125,9 +132,21 @@ pub async fn serve_with(
     cfg: ApiConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
+    serve_until(pool, cfg, listener, std::future::pending()).await
+}
+
+/// Serves until `shutdown` resolves, then finishes the requests in flight.
+pub async fn serve_until(
+    pool: PgPool,
+    cfg: ApiConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let state = AppState::new(pool, cfg);
     if let Some(jwt) = state.jwt.clone() {
         tokio::spawn(async move { jwt.prefetch().await });
     }
-    axum::serve(listener, router(state)).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

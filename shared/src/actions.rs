@@ -7,6 +7,7 @@ use crate::jobs::{Direction, StepJob, push_step_job};
 use crate::model::{ProvisionParams, Run};
 use crate::plan::steps_for;
 use crate::start::{NewRun, StartError, Started, create_run};
+use crate::telemetry::RunTrace;
 use crate::tenant::TenantKey;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -48,10 +49,12 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
         .ok_or(ActionError::NotFound("run"))?;
     let run: Option<Run> = sqlx::query_as(
         "UPDATE workflow_runs SET status = 'running', error = NULL, finished_at = NULL,
-                cancel_requested = NULL, updated_at = now()
+                cancel_requested = NULL, updated_at = now(), trace_context = $2
          WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING *",
     )
     .bind(run_id)
+    // The resumed run is a new run span, in the trace of whoever resumed it.
+    .bind(sqlx::types::Json(RunTrace::for_current_span()))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(run) = run else {
@@ -131,11 +134,13 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
         }
     }
     let run: Option<Run> = sqlx::query_as(
-        "UPDATE workflow_runs SET status = 'compensating', finished_at = NULL, updated_at = now()
+        "UPDATE workflow_runs SET status = 'compensating', finished_at = NULL, updated_at = now(),
+                trace_context = $3
          WHERE id = $1 AND status = $2 RETURNING *",
     )
     .bind(run_id)
     .bind(&current.status)
+    .bind(sqlx::types::Json(RunTrace::for_current_span()))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(run) = run else {

@@ -81,6 +81,8 @@ fn provider() -> Result<SdkTracerProvider, String> {
 type BoxLayer = Box<dyn Layer<Registry> + Send + Sync>;
 
 pub fn init(json: bool, default_level: &str) -> Telemetry {
+    // RUST_LOG filters the log lines only: traces keep every run's spans
+    // whatever the log level.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
             "{default_level},sqlx=warn,apalis=warn,apalis_core=warn,apalis_postgres=warn"
@@ -91,9 +93,9 @@ pub fn init(json: bool, default_level: &str) -> Telemetry {
         // Colour codes only where a person reads them, not in log files.
         .with_ansi(std::io::stderr().is_terminal());
     let fmt: BoxLayer = if json {
-        Box::new(fmt.json())
+        Box::new(fmt.json().with_filter(filter))
     } else {
-        Box::new(fmt)
+        Box::new(fmt.with_filter(filter))
     };
     let provider = if otlp_configured() {
         match provider() {
@@ -121,7 +123,6 @@ pub fn init(json: bool, default_level: &str) -> Telemetry {
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = Registry::default()
         .with(vec![fmt].into_iter().chain(otel).collect::<Vec<_>>())
-        .with(filter)
         .try_init();
     Telemetry { provider }
 }
@@ -173,6 +174,9 @@ pub struct RunTrace {
     /// The span that started the run (an API request, a CLI command).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// When this run span began: a resumed run is a new span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RunTrace {
@@ -204,6 +208,7 @@ impl RunTrace {
         Self {
             run: traceparent(&run),
             parent: parent.is_valid().then(|| traceparent(&parent)),
+            since: Some(chrono::Utc::now()),
         }
     }
 
@@ -211,9 +216,11 @@ impl RunTrace {
         remote_context(&self.run)
     }
 
-    /// Exports the run span, from `start` to now, with the ids chosen when
-    /// the run was created. A no-op when spans are not exported.
-    pub fn export_run_span(&self, start: SystemTime, attributes: Vec<KeyValue>, ok: bool) {
+    /// Exports the run span, from `since` (else `created`) to now, with the
+    /// ids chosen when the run was created or resumed. A no-op when spans
+    /// are not exported.
+    pub fn export_run_span(&self, created: SystemTime, attributes: Vec<KeyValue>, ok: bool) {
+        let start = self.since.map_or(created, SystemTime::from);
         let Some(run) = parse_traceparent(&self.run) else {
             return;
         };
@@ -250,6 +257,10 @@ pub async fn trace_requests(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use tracing::Instrument;
+    // Probes and scrapes every few seconds would bury the traces that matter.
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()

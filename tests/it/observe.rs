@@ -38,7 +38,7 @@ fn dump(spans: &[Span]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_from_the_command_through_every_step_attempt() {
+async fn one_trace_from_the_api_request_through_every_step_attempt() {
     let otlp = OtlpReceiver::start().await;
     let hook = Receiver::start(0).await;
     let env = TestEnv::full_stack(&[("WEBHOOK_URL", &hook.url("/hook"))]).await;
@@ -58,22 +58,27 @@ async fn one_trace_from_the_command_through_every_step_attempt() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let out = env
-        .landlord()
-        .args(["provision", "traced", "--wait", "--timeout", "170"])
-        .args(["--admin-email", "admin@traced.example.com"])
-        .args(["--admin-first-name", "Ada", "--admin-last-name", "Lovelace"])
-        .envs(otel)
-        .env("OTEL_SERVICE_NAME", "landlord-cli")
-        .output()
+    // The signup flow's call: POST /tenants on a real API process.
+    let mut api_vars = otel.to_vec();
+    api_vars.push(("OTEL_SERVICE_NAME", "landlord-api"));
+    let api = crate::harness::spawn_api_with(&env, &api_vars).await;
+    let token = crate::harness::create_token(&env, "system:*").await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/tenants", api.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "traced",
+            "admin": {"email": "admin@traced.example.com", "firstName": "Ada", "lastName": "Lovelace"},
+        }))
+        .send()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "provision failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(resp.status(), 202);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let run_id: uuid::Uuid = body["run"]["id"].as_str().unwrap().parse().unwrap();
+    let finished = env.wait_finished(run_id, WAIT).await;
+    assert_eq!(finished.status, "completed", "{:?}", finished.error);
+    terminate(api.child).await;
     let hooks = hook.wait_for(1, |r| r.path == "/hook").await;
     terminate(worker).await;
 
@@ -81,9 +86,12 @@ async fn one_trace_from_the_command_through_every_step_attempt() {
     let all = dump(&spans);
     let root = spans
         .iter()
-        .find(|s| s.service == "landlord-cli" && s.name == "provision")
-        .unwrap_or_else(|| panic!("no command span:\n{all}"));
-    assert!(root.parent.is_empty(), "the command is the root:\n{all}");
+        .find(|s| s.service == "landlord-api" && s.name == "POST /tenants")
+        .unwrap_or_else(|| panic!("no API request span:\n{all}"));
+    assert!(
+        root.parent.is_empty(),
+        "the API request is the root:\n{all}"
+    );
     let traces: HashSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
     assert_eq!(traces.len(), 1, "one trace for the whole run:\n{all}");
 
@@ -91,7 +99,10 @@ async fn one_trace_from_the_command_through_every_step_attempt() {
         .iter()
         .find(|s| s.name == "run")
         .unwrap_or_else(|| panic!("no run span:\n{all}"));
-    assert_eq!(run.parent, root.span_id, "run under the command:\n{all}");
+    assert_eq!(
+        run.parent, root.span_id,
+        "run under the API request:\n{all}"
+    );
     assert_eq!(run.attr("tenant"), Some("traced"));
     assert_eq!(run.attr("outcome"), Some("completed"));
     assert!(run.start_ns <= root.end_ns && run.end_ns >= run.start_ns);
@@ -324,4 +335,29 @@ async fn a_run_created_in_a_request_joins_the_callers_trace() {
         stored.run
     );
     assert_ne!(stored.run, parent);
+}
+
+/// Retrying or rolling back a finished run starts a new run span: fresh
+/// span ids and start time, so the run span is never exported twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_gets_a_new_run_span() {
+    use landlord_shared::actions::{retry_run, rollback_run};
+    let env = TestEnv::new(&[("LANDLORD_FAULTS", "storage:permanent")]).await;
+    let faulty = env.spawn_worker().await;
+    let a = env.start("resumed").await.run;
+    let b = env.start("rolledback").await.run;
+    for id in [a.id, b.id] {
+        assert_eq!(env.wait_finished(id, WAIT).await.status, "failed");
+    }
+    faulty.shutdown().await;
+    let healthy = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
+    let before = |r: &landlord_shared::model::Run| r.trace_context.clone().unwrap().0;
+    let retried = retry_run(&env.pool, a.id).await.unwrap();
+    assert_ne!(before(&retried).run, before(&a).run);
+    assert!(before(&retried).since > before(&a).since);
+    assert_eq!(env.wait_finished(a.id, WAIT).await.status, "completed");
+    let rolled = rollback_run(&env.pool, b.id).await.unwrap();
+    assert_ne!(before(&rolled).run, before(&b).run);
+    assert_eq!(env.wait_finished(b.id, WAIT).await.status, "compensated");
+    healthy.shutdown().await;
 }
