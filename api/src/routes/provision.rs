@@ -1,7 +1,6 @@
 //! `POST /tenants`: start provisioning, idempotent per tenant name.
 
-use super::summary;
-use super::tenants::tenant_view;
+use super::tenants::started_answer;
 use crate::AppState;
 use crate::audit::api_action;
 use crate::auth::Actor;
@@ -150,14 +149,5 @@ async fn start(
             .await?;
     }
     tx.commit().await?;
-    let body = TenantRun {
-        tenant: tenant_view(&state.pool, key.as_str()).await?,
-        run: summary(&state.pool, started.run.id).await?,
-    };
-    let status = if started.created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, body))
+    started_answer(&state.pool, key, &started).await
 }

@@ -1,6 +1,6 @@
 //! Operator actions on a tenant: retry, roll back, deprovision.
 
-use super::tenants::tenant_view;
+use super::tenants::started_answer;
 use super::{find_tenant, summary, tenant_key};
 use crate::AppState;
 use crate::audit::api_action;
@@ -163,16 +163,7 @@ pub async fn delete(
     let force = q.force.unwrap_or(false);
     let outcome = async {
         let started = start_deprovision(&state.pool, &key, mode, force).await?;
-        let body = TenantRun {
-            tenant: tenant_view(&state.pool, key.as_str()).await?,
-            run: summary(&state.pool, started.run.id).await?,
-        };
-        let status = if started.created {
-            StatusCode::ACCEPTED
-        } else {
-            StatusCode::OK
-        };
-        Ok((status, body))
+        started_answer(&state.pool, &key, &started).await
     }
     .await;
     let run_id: Option<Uuid> = outcome.as_ref().ok().map(|(_, b)| b.run.id);

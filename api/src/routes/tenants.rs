@@ -1,15 +1,18 @@
 //! `/tenants` reads: list, show, a tenant's runs.
 
-use super::{find_tenant, page_cursor, page_limit, summaries, tenant_key};
+use super::{find_tenant, page_cursor, page_limit, summaries, summary, tenant_key};
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::queries;
-use crate::views::{RunList, RunSummary, TenantDetail, TenantPage, TenantView};
+use crate::views::{RunList, RunSummary, TenantDetail, TenantPage, TenantRun, TenantView};
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use landlord_shared::db;
+use landlord_shared::start::Started;
+use landlord_shared::tenant::TenantKey;
 use serde::Deserialize;
 use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
@@ -77,6 +80,25 @@ pub async fn tenant_view(pool: &PgPool, name: &str) -> ApiResult<Option<TenantVi
         return Ok(None);
     };
     Ok(with_latest_runs(pool, vec![t]).await?.pop())
+}
+
+/// The answer to a start: 202 for a new run, 200 for the run that already
+/// held the workflow ID.
+pub async fn started_answer(
+    pool: &PgPool,
+    key: &TenantKey,
+    started: &Started,
+) -> ApiResult<(StatusCode, TenantRun)> {
+    let body = TenantRun {
+        tenant: tenant_view(pool, key.as_str()).await?,
+        run: summary(pool, started.run.id).await?,
+    };
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, body))
 }
 
 /// List tenants, newest first
