@@ -186,13 +186,16 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
             push_step_job(tx, &job, Duration::ZERO).await?;
         }
         None => {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE workflow_runs SET status = 'compensated', finished_at = now(), updated_at = now()
                  WHERE id = $1 AND status = 'compensating'",
             )
             .bind(run.id)
             .execute(&mut *tx)
             .await?;
+            if done.rows_affected() == 1 {
+                crate::metrics::metrics().run_finished(&run.kind, "compensated");
+            }
         }
     }
     Ok(())

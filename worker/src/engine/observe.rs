@@ -97,7 +97,6 @@ impl Engine {
         if !run.is_finished() {
             return Ok(());
         }
-        metrics().run_finished(&run.kind, &run.status);
         if let Some(trace) = &run.trace_context {
             let attributes = vec![
                 KeyValue::new("tenant", run.tenant_name.clone()),

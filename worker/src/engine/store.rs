@@ -2,6 +2,7 @@
 //! Guards in the WHERE clauses make each transition happen at most once,
 //! whatever the number of deliveries of a job.
 
+use landlord_shared::metrics::metrics;
 use landlord_shared::model::{ResourceRef, StepRow};
 use serde_json::Value;
 use sqlx::PgExecutor;
@@ -97,7 +98,9 @@ pub async fn set_step_status(
     .map(drop)
 }
 
-/// Moves a run out of `from`; false when it was not there.
+/// Moves a run out of `from`; false when it was not there. A run reaching
+/// a final status is counted here, where exactly one delivery wins the
+/// guarded UPDATE (a rolled-back transaction over-counts, which is rare).
 pub async fn transition_run(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
@@ -105,18 +108,23 @@ pub async fn transition_run(
     to: &str,
     error: Option<&str>,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let kind: Option<String> = sqlx::query_scalar(
         "UPDATE workflow_runs SET status = $3, error = COALESCE($4, error), updated_at = now(),
                 finished_at = CASE WHEN $3 IN ('running', 'compensating') THEN NULL ELSE now() END
-         WHERE id = $1 AND status = $2",
+         WHERE id = $1 AND status = $2 RETURNING kind",
     )
     .bind(run_id)
     .bind(from)
     .bind(to)
     .bind(error)
-    .execute(ex)
+    .fetch_optional(ex)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if let Some(kind) = &kind
+        && !matches!(to, "running" | "compensating")
+    {
+        metrics().run_finished(kind, to);
+    }
+    Ok(kind.is_some())
 }
 
 pub async fn set_tenant_status(
