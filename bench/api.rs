@@ -12,8 +12,7 @@ mod section;
 use chrono::Utc;
 use harness::TestEnv;
 use std::fmt::Write as _;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::process::Child;
 
 const CLIENTS: usize = 50;
@@ -38,55 +37,6 @@ fn peak_rss_mib(child: &Child) -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-async fn spawn_api(env: &TestEnv) -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = env
-        .landlord()
-        .args(["api", "--bind", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn landlord api");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{url}/healthz")).send().await
-            && r.status().is_success()
-        {
-            return (child, url);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("API never became healthy");
-}
-
-async fn token(env: &TestEnv) -> String {
-    let out = env
-        .landlord()
-        .args([
-            "tokens",
-            "create",
-            "--name",
-            "bench",
-            "--permission",
-            "system:*",
-        ])
-        .output()
-        .await
-        .expect("landlord tokens create");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("ll_"))
-        .unwrap_or_else(|| panic!("no token: {stdout}{}", String::from_utf8_lossy(&out.stderr)))
-        .to_owned()
 }
 
 /// One POST /tenants; its latency in ms. Anything but 202 is a failure of
@@ -118,8 +68,9 @@ fn client() -> reqwest::Client {
 #[tokio::main]
 async fn main() {
     let env = TestEnv::new(&[]).await;
-    let (api, url) = spawn_api(&env).await;
-    let token = token(&env).await;
+    let api = harness::spawn_api_with(&env, &[("RUST_LOG", "warn")]).await;
+    let url = api.url.clone();
+    let token = harness::create_token(&env, "system:*").await;
 
     let one = client();
     for i in 0..WARMUP {
@@ -149,7 +100,7 @@ async fn main() {
         concurrent.extend(t.await.expect("client task"));
     }
     let wall = started.elapsed().as_secs_f64();
-    let rss = peak_rss_mib(&api);
+    let rss = peak_rss_mib(&api.child);
     let runs = env.count_all("SELECT count(*) FROM workflow_runs").await;
     assert_eq!(
         runs as usize,
