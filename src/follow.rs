@@ -26,8 +26,9 @@ fn step_line(s: &StepRow) -> String {
         .duration_ms()
         .map(|ms| format!("{ms} ms"))
         .unwrap_or_default();
-    let note = match s.status.as_str() {
-        "completed" | "pending" | "running" => String::new(),
+    let note = match (s.status.as_str(), &s.waiting_for) {
+        ("pending" | "retrying", Some(why)) => why.clone(),
+        ("completed" | "pending" | "running", _) => String::new(),
         _ => s.last_error.clone().unwrap_or_default(),
     };
     format!(

@@ -8,8 +8,11 @@ mod tokens;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use landlord_shared::backend::Backend;
 use landlord_shared::config::Config;
 use landlord_shared::model::{AdminContact, ProvisionParams};
+use landlord_shared::plan::plan_provision;
+use landlord_shared::request::ProvisionRequest;
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
 use landlord_shared::start::start_provision;
 use landlord_shared::tenant::{TenantKey, TenantNames};
@@ -77,11 +80,23 @@ enum Command {
         #[command(subcommand)]
         command: tokens::TokensCommand,
     },
+    /// Inspect this process's configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Migrate, run a worker in-process and provision a demo tenant.
     Dev {
         #[arg(long, default_value = "demo")]
         tenant: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) and which steps
+    /// this process can run; exit 2 when a worker would refuse to start.
+    Check,
 }
 
 #[tokio::main]
@@ -153,21 +168,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             admin_last_name,
             timeout,
         } => {
-            let key = match parse_key(&tenant) {
-                Ok(k) => k,
-                Err(code) => return Ok(code),
-            };
-            let pool = connect(&cfg).await?;
-            let admin = admin_email.map(|email| AdminContact {
-                email,
-                first_name: admin_first_name.unwrap_or_default(),
-                last_name: admin_last_name.unwrap_or_default(),
-            });
-            let params = ProvisionParams {
+            // The API's rules and messages, so the CLI accepts nothing the
+            // API would refuse.
+            let request = ProvisionRequest {
+                name: tenant,
                 plan,
                 domains,
-                admin,
+                admin: admin_email.map(|email| AdminContact {
+                    email,
+                    first_name: admin_first_name.unwrap_or_default(),
+                    last_name: admin_last_name.unwrap_or_default(),
+                }),
             };
+            let (key, params) = match request.parse() {
+                Ok(parsed) => parsed,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("error: invalid {e}");
+                    }
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let pool = connect(&cfg).await?;
             return provision(
                 &pool,
                 &cfg,
@@ -193,6 +215,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return status(&connect(&cfg).await?, &tenant, json).await;
         }
         Command::Tokens { command } => return tokens::run(&connect(&cfg).await?, command).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => return Ok(config_check(&cfg)),
         Command::Dev { tenant } => {
             let key = match parse_key(&tenant) {
                 Ok(k) => k,
@@ -227,7 +252,7 @@ async fn provision(
 ) -> anyhow::Result<ExitCode> {
     // The command is the root of the run's trace when no API request is.
     let span = tracing::info_span!("provision", tenant = %key, otel.kind = "client");
-    let started = start_provision(pool, key, params, cfg.rollback_on_failure, None)
+    let started = start_provision(pool, cfg, key, params, None)
         .instrument(span)
         .await?;
     let run = &started.run;
@@ -265,6 +290,43 @@ async fn finish(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn config_check(cfg: &Config) -> ExitCode {
+    for (name, value) in cfg.describe() {
+        println!("{name:<30} {value}");
+    }
+    println!();
+    for b in Backend::ALL {
+        let state = if b.configured(cfg) { "yes" } else { "no" };
+        println!("backend {:<9} {state:<4} ({})", b.as_str(), b.variable());
+    }
+    // A step this process lacks the backend for is the step a run started
+    // here skips; a worker with this configuration leaves it to others.
+    let plan = plan_provision(cfg);
+    let runs: Vec<&str> = plan
+        .iter()
+        .filter(|s| s.skipped.is_none())
+        .map(|s| s.name)
+        .collect();
+    println!("steps this process can run: {}", runs.join(", "));
+    for s in plan.iter().filter(|s| s.skipped.is_some()) {
+        println!(
+            "runs started here skip {}: {}",
+            s.name,
+            s.skipped.as_deref().unwrap_or("")
+        );
+    }
+    match cfg.check_runner() {
+        Ok(()) => {
+            println!("configuration ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: a worker would refuse to start: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn status(pool: &PgPool, tenant: &str, json: bool) -> anyhow::Result<ExitCode> {

@@ -9,7 +9,9 @@
 //! | `LANDLORD_AUTH_ROLE` | `landlord-admin` | realm role (`realm_access.roles`) that grants `system:*`; empty disables |
 //! | `LANDLORD_API_BODY_LIMIT` | `65536` | request body limit in bytes |
 
+use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::config::ConfigError;
+use landlord_shared::plan::{plan_provision, plan_provision_for};
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -20,6 +22,9 @@ pub struct ApiConfig {
     /// A worker whose last heartbeat is older than this is not counted live
     /// by `/metrics` (the engine's orphan timeout).
     pub workers_live_within: std::time::Duration,
+    /// The timeline of every run started here, decided from the backends
+    /// this deployment is configured with (the engine config's).
+    pub provision_plan: Vec<PlannedStep>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +43,7 @@ impl ApiConfig {
     pub fn from_env(engine: &landlord_shared::config::Config) -> Result<Self, ConfigError> {
         let mut cfg = Self::from_lookup(|k| std::env::var(k).ok(), engine.rollback_on_failure)?;
         cfg.workers_live_within = engine.orphan_timeout();
+        cfg.provision_plan = plan_provision(engine);
         Ok(cfg)
     }
 
@@ -75,6 +81,8 @@ impl ApiConfig {
             rollback_on_failure,
             // The engine's default orphan timeout (1 s heartbeat × 3).
             workers_live_within: std::time::Duration::from_secs(3),
+            // Without an engine config: every backend, files in folders.
+            provision_plan: plan_provision_for(|_| true, Backend::Folder),
         })
     }
 }

@@ -4,11 +4,10 @@
 
 use crate::error::{ApiError, FieldError};
 use landlord_shared::model::{AdminContact, ProvisionParams};
+use landlord_shared::request::ProvisionRequest;
 use landlord_shared::tenant::TenantKey;
 use serde::Deserialize;
 use utoipa::ToSchema;
-
-pub const MAX_DOMAINS: usize = 20;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,116 +82,32 @@ pub struct AdminInput {
     pub last_name: String,
 }
 
-fn valid_domain(d: &str) -> bool {
-    (1..=253).contains(&d.len())
-        && d.split('.').all(|label| {
-            let b = label.as_bytes();
-            (1..=63).contains(&b.len())
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
-        })
-}
-
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    let Some((host, tld)) = domain.rsplit_once('.') else {
-        return false;
-    };
-    e.len() <= 254
-        && (1..=64).contains(&local.len())
-        && local
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
-        && (1..=180).contains(&host.len())
-        && host
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
-        && (2..=24).contains(&tld.len())
-        && tld.bytes().all(|c| c.is_ascii_alphabetic())
-}
-
-fn valid_person_name(n: &str) -> bool {
-    // char::is_control is exactly C0, DEL and C1: the pattern's classes.
-    (1..=100).contains(&n.chars().count())
-        && !n.chars().any(char::is_control)
-        && !n.trim().is_empty()
-}
-
-fn valid_plan(p: &str) -> bool {
-    (1..=64).contains(&p.len())
-        && p.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 impl CreateTenant {
+    /// The engine's rules, shared with the CLI (`landlord_shared::request`).
     pub fn parse(self) -> Result<(TenantKey, ProvisionParams), ApiError> {
-        let mut errors = Vec::new();
-        let key = TenantKey::parse(&self.name)
-            .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
-            .ok();
-        if let Some(plan) = &self.plan
-            && !valid_plan(plan)
-        {
-            errors.push(FieldError::new(
-                "plan",
-                "plan must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
-            ));
-        }
-        let domains: Vec<String> = self
-            .domains
-            .unwrap_or_default()
-            .into_iter()
-            .map(|d| d.0)
-            .collect();
-        if domains.len() > MAX_DOMAINS {
-            errors.push(FieldError::new(
-                "domains",
-                format!("at most {MAX_DOMAINS} domains"),
-            ));
-        }
-        for (i, d) in domains.iter().enumerate().take(MAX_DOMAINS) {
-            if !valid_domain(d) {
-                errors.push(FieldError::new(
-                    format!("domains[{i}]"),
-                    "must be a lowercase host name such as acme.example.com",
-                ));
-            }
-        }
-        if let Some(a) = &self.admin {
-            if !valid_email(&a.email) {
-                errors.push(FieldError::new("admin.email", "must be an email address"));
-            }
-            for (field, v) in [
-                ("admin.firstName", &a.first_name),
-                ("admin.lastName", &a.last_name),
-            ] {
-                if !valid_person_name(v) {
-                    errors.push(FieldError::new(
-                        field,
-                        "must be 1 to 100 characters without control characters",
-                    ));
-                }
-            }
-        }
-        match key {
-            Some(key) if errors.is_empty() => Ok((
-                key,
-                ProvisionParams {
-                    plan: self.plan,
-                    domains,
-                    admin: self.admin.map(|a| AdminContact {
-                        email: a.email,
-                        first_name: a.first_name,
-                        last_name: a.last_name,
-                    }),
-                },
-            )),
-            _ => Err(ApiError::Validation(errors)),
-        }
+        let request = ProvisionRequest {
+            name: self.name,
+            plan: self.plan,
+            domains: self
+                .domains
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| d.0)
+                .collect(),
+            admin: self.admin.map(|a| AdminContact {
+                email: a.email,
+                first_name: a.first_name,
+                last_name: a.last_name,
+            }),
+        };
+        request.parse().map_err(|errors| {
+            ApiError::Validation(
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(e.field, e.message))
+                    .collect(),
+            )
+        })
     }
 }
 

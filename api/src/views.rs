@@ -128,6 +128,14 @@ pub struct StepView {
     pub status: String,
     pub attempts: i32,
     pub undo_attempts: i32,
+    /// Attempts lost with the worker running them (forward and undo): a
+    /// crash does not count against the retry budget.
+    pub lost_attempts: i32,
+    /// The backend a worker needs to run the step, decided when the run was
+    /// created (`keycloak`, `postgres`, `mongo`, `qdrant`, `s3`, `folder`).
+    pub needs: Option<String>,
+    /// Set while the step waits for a worker that has that backend.
+    pub waiting_for: Option<String>,
     pub duration_ms: Option<i64>,
     /// Secrets masked.
     pub last_error: Option<String>,
@@ -147,6 +155,9 @@ impl From<StepRow> for StepView {
             status: s.status,
             attempts: s.attempts,
             undo_attempts: s.undo_attempts,
+            lost_attempts: s.lost_attempts + s.undo_lost_attempts,
+            needs: s.needs,
+            waiting_for: s.waiting_for,
             started_at: s.started_at,
             finished_at: s.finished_at,
             compensated_at: s.compensated_at,
@@ -160,7 +171,7 @@ pub struct LogView {
     pub at: DateTime<Utc>,
     pub step: String,
     /// `success`, `error`, `retrying`, `skipped`, `compensated`,
-    /// `cancelled` or `requested`.
+    /// `cancelled`, `requested` or `waiting`.
     pub status: String,
     pub message: Option<String>,
 }

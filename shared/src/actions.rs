@@ -2,10 +2,11 @@
 //! one is a guarded state change plus a job, committed together, so a
 //! repeated or concurrent request changes nothing twice.
 
+use crate::backend::{Backend, PlannedStep};
 use crate::db;
 use crate::jobs::{Direction, StepJob, push_step_job};
 use crate::model::{ProvisionParams, Run};
-use crate::plan::steps_for;
+use crate::plan::{deprovision_source, steps_for};
 use crate::start::{NewRun, StartError, Started, create_run};
 use crate::telemetry::RunTrace;
 use crate::tenant::TenantKey;
@@ -65,7 +66,8 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
     };
     // The first step not yet done: the failed one, or where a cancel stopped.
     let position: i32 = sqlx::query_scalar(
-        "UPDATE workflow_steps SET status = 'pending', attempts = 0, last_error = NULL, finished_at = NULL
+        "UPDATE workflow_steps SET status = 'pending', attempts = 0, lost_attempts = 0,
+                attempt_open = false, waiting_for = NULL, last_error = NULL, finished_at = NULL
          WHERE run_id = $1 AND position = (
              SELECT min(position) FROM workflow_steps
              WHERE run_id = $1 AND status NOT IN ('completed', 'skipped'))
@@ -195,6 +197,7 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
             .await?;
             if done.rows_affected() == 1 {
                 crate::metrics::metrics().run_finished(&run.kind, "compensated");
+                db::insert_finished_event(tx, run, "compensated", None).await?;
             }
         }
     }
@@ -312,6 +315,7 @@ pub async fn start_deprovision(
             )));
         }
     }
+    let steps = plan_deprovision(&mut tx, tenant_id, key, mode).await?;
     let new = NewRun {
         workflow_id: &wf,
         kind: mode.kind(),
@@ -319,10 +323,80 @@ pub async fn start_deprovision(
         tenant_id: Some(tenant_id),
         params: &ProvisionParams::default(),
         rollback: false,
+        steps: &steps,
     };
     let started = create_run(&mut tx, &new).await?;
     tx.commit().await?;
     Ok(started)
+}
+
+/// What the tenant's provisioning left on a backend: the status and
+/// backend of each provisioning step of its latest provisioning run, and
+/// which steps still have live resources recorded.
+async fn provisioned(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    key: &TenantKey,
+) -> sqlx::Result<(Vec<(String, String, Option<String>)>, Vec<(String, String)>)> {
+    let steps: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT s.name, s.status, s.needs FROM workflow_steps s
+         WHERE s.run_id = (SELECT id FROM workflow_runs WHERE tenant_name = $1 AND kind = 'provision'
+                           ORDER BY created_at DESC LIMIT 1)",
+    )
+    .bind(key.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
+    let live: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT step, kind FROM tenant_resources WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok((steps, live))
+}
+
+/// A deprovisioning timeline: a step whose provisioning counterpart never
+/// ran and left nothing recorded is skipped now; every other one needs the
+/// backend that counterpart used, and waits for a worker that has it.
+async fn plan_deprovision(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    key: &TenantKey,
+    mode: DeprovisionMode,
+) -> sqlx::Result<Vec<PlannedStep>> {
+    let (steps, live) = provisioned(tx, tenant_id, key).await?;
+    Ok(steps_for(mode.kind())
+        .iter()
+        .map(|(name, _)| {
+            let Some(source) = deprovision_source(name) else {
+                return PlannedStep::runs(name, None);
+            };
+            let row = steps.iter().find(|(n, _, _)| n == source);
+            let touched = row.is_some_and(|(_, status, _)| UNDOABLE.contains(&status.as_str()));
+            let kinds: Vec<&str> = live
+                .iter()
+                .filter(|(step, _)| step == source)
+                .map(|(_, kind)| kind.as_str())
+                .collect();
+            if !touched && kinds.is_empty() {
+                return PlannedStep::skipped(
+                    name,
+                    format!("nothing to do: {source} created nothing for this tenant"),
+                );
+            }
+            let recorded = row.and_then(|(_, _, needs)| needs.as_deref().and_then(Backend::parse));
+            // Runs from before needs were recorded: infer from what is there.
+            let needs = recorded.unwrap_or(match source {
+                "identity" => Backend::Keycloak,
+                "postgres" => Backend::Postgres,
+                "mongo" => Backend::Mongo,
+                "qdrant" => Backend::Qdrant,
+                _ if kinds.contains(&"s3_bucket") => Backend::S3,
+                _ => Backend::Folder,
+            });
+            PlannedStep::runs(name, Some(needs))
+        })
+        .collect())
 }
 
 fn step_name(run: &Run, position: i32) -> &'static str {

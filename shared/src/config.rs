@@ -5,7 +5,7 @@
 
 use crate::faults::{Fault, parse_faults};
 use crate::tenant::NamePrefix;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +35,9 @@ pub struct Config {
     /// Total attempts of a step, the first included.
     pub retry_attempts: u32,
     pub retry_delay: Duration,
+    /// Attempts lost to workers that died running them, counted apart from
+    /// `retry_attempts`: a crash is not a failed attempt.
+    pub max_lost_attempts: u32,
     pub step_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub missed_heartbeats: usize,
@@ -90,6 +93,24 @@ pub struct NotifyConfig {
     /// URL templates; `{tenant}` is replaced by the tenant key.
     pub app_plane_url: String,
     pub admin_portal_url: String,
+}
+
+/// `scheme://user:***@host/...`: a URL with its password hidden.
+pub fn mask_url(raw: &str) -> String {
+    let Some((scheme, rest)) = raw.split_once("://") else {
+        return raw.to_owned();
+    };
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return raw.to_owned();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let sep = if path.is_empty() && !rest.contains('/') {
+        ""
+    } else {
+        "/"
+    };
+    format!("{scheme}://{user}:***@{host}{sep}{path}")
 }
 
 /// Qdrant's distance names, as its API spells them.
@@ -209,6 +230,8 @@ impl Config {
             rollback_on_failure: parse_bool("ROLLBACK_ON_FAILURE")?,
             retry_attempts: retry_attempts.try_into().unwrap_or(u32::MAX),
             retry_delay: Duration::from_millis(parse_u64("PROVISION_RETRY_DELAY_MS", 1500)?),
+            max_lost_attempts: u32::try_from(parse_u64("LANDLORD_MAX_LOST_ATTEMPTS", 10)?.max(1))
+                .unwrap_or(u32::MAX),
             step_timeout: Duration::from_secs(parse_u64("LANDLORD_STEP_TIMEOUT_SECS", 300)?),
             heartbeat_interval: Duration::from_millis(parse_u64("LANDLORD_HEARTBEAT_MS", 1000)?),
             missed_heartbeats: parse_u64("LANDLORD_MISSED_HEARTBEATS", 3)?
@@ -224,6 +247,130 @@ impl Config {
             faults,
             metrics_bind: get("LANDLORD_METRICS_BIND"),
         })
+    }
+
+    /// For a process that runs steps (`worker`, `dev`): refuses a backend
+    /// that is configured only in part, naming the missing variable, instead
+    /// of failing every step that uses it later.
+    pub fn check_runner(&self) -> Result<(), ConfigError> {
+        if let Some(kc) = &self.keycloak
+            && kc.client_secret.is_none()
+        {
+            if kc.admin_username.is_empty() {
+                return Err(ConfigError::Missing("KEYCLOAK_ADMIN_USERNAME"));
+            }
+            if kc.admin_password.expose_secret().is_empty() {
+                return Err(ConfigError::Missing("KEYCLOAK_ADMIN_PASSWORD"));
+            }
+        }
+        // These steps generate credentials and keep them in the secret store.
+        let secret_makers = [
+            ("POSTGRES_ADMIN_URL", self.postgres_admin_url.is_some()),
+            ("KEYCLOAK_BASE_URL", self.keycloak.is_some()),
+            ("MONGODB_ADMIN_URI", self.mongodb_admin_uri.is_some()),
+        ];
+        if self.secret_key.is_none()
+            && let Some((by, _)) = secret_makers.iter().find(|(_, on)| *on)
+        {
+            return Err(ConfigError::Invalid {
+                name: "LANDLORD_SECRET_KEY",
+                reason: format!(
+                    "required when {by} is set: that step stores the credentials it generates"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The effective configuration, secrets masked, for `landlord config check`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let opt = |v: Option<&str>| v.map_or_else(|| "(unset)".to_owned(), str::to_owned);
+        let secret =
+            |v: Option<&SecretString>| v.map_or_else(|| "(unset)".to_owned(), |_| "***".to_owned());
+        let kc = self.keycloak.as_ref();
+        let ms = |d: Duration| format!("{}", d.as_millis());
+        vec![
+            ("MASTER_DATABASE_URL", mask_url(&self.master_database_url)),
+            (
+                "POSTGRES_ADMIN_URL",
+                opt(self.postgres_admin_url.as_deref().map(mask_url).as_deref()),
+            ),
+            ("KEYCLOAK_BASE_URL", opt(kc.map(|k| k.base_url.as_str()))),
+            (
+                "KEYCLOAK_ADMIN_USERNAME",
+                opt(kc.map(|k| k.admin_username.as_str())),
+            ),
+            (
+                "KEYCLOAK_ADMIN_PASSWORD",
+                secret(kc.map(|k| &k.admin_password)),
+            ),
+            (
+                "KEYCLOAK_ADMIN_CLIENT_ID",
+                opt(kc.map(|k| k.client_id.as_str())),
+            ),
+            (
+                "KEYCLOAK_ADMIN_CLIENT_SECRET",
+                secret(kc.and_then(|k| k.client_secret.as_ref())),
+            ),
+            (
+                "MONGODB_ADMIN_URI",
+                opt(self.mongodb_admin_uri.as_deref().map(mask_url).as_deref()),
+            ),
+            (
+                "QDRANT_URL",
+                opt(self.qdrant.as_ref().map(|q| q.url.as_str())),
+            ),
+            (
+                "QDRANT_API_KEY",
+                secret(self.qdrant.as_ref().and_then(|q| q.api_key.as_ref())),
+            ),
+            (
+                "S3_ENDPOINT",
+                opt(self.s3.as_ref().map(|s| s.endpoint.as_str())),
+            ),
+            (
+                "S3_ACCESS_KEY",
+                opt(self.s3.as_ref().map(|s| s.access_key.as_str())),
+            ),
+            (
+                "S3_SECRET_KEY",
+                secret(self.s3.as_ref().map(|s| &s.secret_key)),
+            ),
+            (
+                "TENANT_STORAGE_ROOT",
+                self.tenant_storage_root.display().to_string(),
+            ),
+            ("LANDLORD_NAME_PREFIX", self.name_prefix.as_str().to_owned()),
+            ("LANDLORD_SECRET_KEY", secret(self.secret_key.as_ref())),
+            ("ROLLBACK_ON_FAILURE", self.rollback_on_failure.to_string()),
+            ("PROVISION_RETRY_ATTEMPTS", self.retry_attempts.to_string()),
+            ("PROVISION_RETRY_DELAY_MS", ms(self.retry_delay)),
+            (
+                "LANDLORD_MAX_LOST_ATTEMPTS",
+                self.max_lost_attempts.to_string(),
+            ),
+            (
+                "LANDLORD_STEP_TIMEOUT_SECS",
+                self.step_timeout.as_secs().to_string(),
+            ),
+            ("LANDLORD_HEARTBEAT_MS", ms(self.heartbeat_interval)),
+            (
+                "LANDLORD_MISSED_HEARTBEATS",
+                self.missed_heartbeats.to_string(),
+            ),
+            (
+                "LANDLORD_WORKER_CONCURRENCY",
+                self.worker_concurrency.to_string(),
+            ),
+            ("LANDLORD_POLL_INTERVAL_MS", ms(self.poll_interval)),
+            ("WEBHOOK_URL", opt(self.notify.webhook_url.as_deref())),
+            (
+                "WEBHOOK_SECRET",
+                secret(self.notify.webhook_secret.as_ref()),
+            ),
+            ("NOVU_API_URL", opt(self.notify.novu_api_url.as_deref())),
+            ("NOVU_API_KEY", secret(self.notify.novu_api_key.as_ref())),
+        ]
     }
 
     /// How long a SIGKILLed worker's job waits before another worker takes it.
@@ -254,6 +401,45 @@ mod tests {
         assert!(!cfg.rollback_on_failure);
         assert_eq!(cfg.name_prefix.as_str(), "freeflow");
         assert!(cfg.orphan_timeout() <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn half_configured_backends_are_refused_naming_the_variable() {
+        let base = [("MASTER_DATABASE_URL", "postgres://x/y")];
+        let kc = from(&[base[0], ("KEYCLOAK_BASE_URL", "http://kc")]).unwrap();
+        let err = kc.check_runner().unwrap_err().to_string();
+        assert!(err.contains("KEYCLOAK_ADMIN_USERNAME"), "{err}");
+        let pg = from(&[base[0], ("POSTGRES_ADMIN_URL", "postgres://x/postgres")]).unwrap();
+        let err = pg.check_runner().unwrap_err().to_string();
+        assert!(
+            err.contains("LANDLORD_SECRET_KEY") && err.contains("POSTGRES_ADMIN_URL"),
+            "{err}"
+        );
+        assert!(from(&base).unwrap().check_runner().is_ok());
+        let err = from(&[base[0], ("S3_ENDPOINT", "http://s3")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("S3_ACCESS_KEY"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_url("postgres://u:pw@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
+        assert_eq!(mask_url("mongodb://u:pw@h/?x=1"), "mongodb://u:***@h/?x=1");
+        assert_eq!(mask_url("http://h:1"), "http://h:1");
+        let cfg = from(&[
+            ("MASTER_DATABASE_URL", "postgres://u:topsecret@h/db"),
+            ("LANDLORD_SECRET_KEY", "k3y"),
+        ])
+        .unwrap();
+        let shown = format!("{:?}", cfg.describe());
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("k3y"),
+            "{shown}"
+        );
     }
 
     #[test]

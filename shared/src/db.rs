@@ -85,13 +85,84 @@ pub enum OutboxError {
 }
 
 /// Writes an outbox event once per (run, type) and, in the same
-/// transaction, the job that delivers it.
+/// transaction, the job that delivers it. For step bodies, which may run
+/// again after a crash: the second write is a no-op.
 pub async fn insert_event(
     conn: &mut PgConnection,
     tenant_id: Option<Uuid>,
     run_id: Uuid,
     kind: &str,
     payload: &serde_json::Value,
+) -> Result<(), OutboxError> {
+    write_event(
+        conn,
+        tenant_id,
+        run_id,
+        kind,
+        payload,
+        format!("{run_id}:{kind}"),
+    )
+    .await
+}
+
+/// Writes the event of a run's status transition. The caller's guarded
+/// transition happens once per occurrence, and a run can reach the same
+/// status again (failed, retried, failed again): each occurrence is its own
+/// event, the first keyed `{run}:{type}` like any other.
+pub async fn insert_transition_event(
+    conn: &mut PgConnection,
+    tenant_id: Option<Uuid>,
+    run_id: Uuid,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<(), OutboxError> {
+    let earlier: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE run_id = $1 AND type = $2")
+            .bind(run_id)
+            .bind(kind)
+            .fetch_one(&mut *conn)
+            .await?;
+    let key = match earlier {
+        0 => format!("{run_id}:{kind}"),
+        n => format!("{run_id}:{kind}:{}", n + 1),
+    };
+    write_event(conn, tenant_id, run_id, kind, payload, key).await
+}
+
+/// The event a run writes when it ends in `status` (failures write their
+/// own, richer one; completions are written by the run's last step).
+pub async fn insert_finished_event(
+    conn: &mut PgConnection,
+    run: &Run,
+    status: &str,
+    error: Option<&str>,
+) -> Result<(), OutboxError> {
+    let provisioning = run.kind == "provision";
+    let kind = match (status, provisioning) {
+        ("compensated", _) => "tenant.rolled_back",
+        ("compensation_failed", _) => "tenant.rollback_failed",
+        ("cancelled", true) => "tenant.provisioning_cancelled",
+        ("cancelled", false) => "tenant.deprovisioning_cancelled",
+        _ => return Ok(()),
+    };
+    let payload = serde_json::json!({
+        "tenantId": run.tenant_id,
+        "tenantName": run.tenant_name,
+        "runId": run.id,
+        "kind": run.kind,
+        "status": status,
+        "error": error,
+    });
+    insert_transition_event(conn, run.tenant_id, run.id, kind, &payload).await
+}
+
+async fn write_event(
+    conn: &mut PgConnection,
+    tenant_id: Option<Uuid>,
+    run_id: Uuid,
+    kind: &str,
+    payload: &serde_json::Value,
+    key: String,
 ) -> Result<(), OutboxError> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO events (id, tenant_id, run_id, type, payload, idempotency_key)
@@ -102,7 +173,7 @@ pub async fn insert_event(
     .bind(run_id)
     .bind(kind)
     .bind(payload)
-    .bind(format!("{run_id}:{kind}"))
+    .bind(key)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(event_id) = inserted {

@@ -2,7 +2,8 @@
 //!
 //! Format: comma-separated `step:kind[:arg]`, for example
 //! `postgres:transient:2,storage:permanent-after,migrate:sleep-after:5000`.
-//! Faults apply to forward runs only; compensation is never faulted.
+//! Faults apply to forward runs, except `undo-permanent`, which fails the
+//! step's compensation.
 
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ pub enum FaultKind {
     Panic,
     /// Never returns; the step timeout must end it.
     Hang,
+    /// Every undo attempt of the step fails permanently.
+    UndoPermanent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +54,7 @@ pub fn parse_faults(raw: &str) -> Result<Vec<Fault>, String> {
                 "sleep-after" => FaultKind::SleepAfter(Duration::from_millis(num("sleep-after")?)),
                 "panic" => FaultKind::Panic,
                 "hang" => FaultKind::Hang,
+                "undo-permanent" => FaultKind::UndoPermanent,
                 other => return Err(format!("'{item}': unknown fault kind '{other}'")),
             };
             Ok(Fault { step, kind })

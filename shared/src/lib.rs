@@ -2,6 +2,7 @@
 //! landlord CLI, API and worker.
 
 pub mod actions;
+pub mod backend;
 pub mod config;
 pub mod db;
 pub mod faults;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod model;
 pub mod plan;
+pub mod request;
 pub mod secrets;
 pub mod start;
 pub mod telemetry;

@@ -68,9 +68,22 @@ pub struct StepRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub compensated_at: Option<DateTime<Utc>>,
+    /// The backend a worker must have to run the step (decided at creation).
+    pub needs: Option<String>,
+    /// Set while the workers that picked the step up could not run it.
+    pub waiting_for: Option<String>,
+    /// Attempts lost to workers that died running them.
+    pub lost_attempts: i32,
+    pub undo_lost_attempts: i32,
 }
 
 impl StepRow {
+    pub fn backend(&self) -> Option<crate::backend::Backend> {
+        self.needs
+            .as_deref()
+            .and_then(crate::backend::Backend::parse)
+    }
+
     pub fn duration_ms(&self) -> Option<i64> {
         Some((self.finished_at? - self.started_at?).num_milliseconds())
     }

@@ -1,8 +1,12 @@
 //! The plans: which steps a run of each kind has, in order.
 //!
 //! The catalogue lives here so that whoever starts a run (CLI, API) writes
-//! the whole timeline up front; the worker owns what each step does and
-//! marks the ones whose backend it has no configuration for as skipped.
+//! the whole timeline up front, each step with the backend it needs or the
+//! reason it is skipped (decided from the deployment's configuration, once);
+//! the worker owns what each step does.
+
+use crate::backend::{Backend, PlannedStep};
+use crate::config::Config;
 
 /// (name, what the step does) in execution order (ARCHITECTURE.md).
 pub const PROVISION_STEPS: &[(&str, &str)] = &[
@@ -63,4 +67,91 @@ pub fn describe(step: &str) -> &'static str {
     .flat_map(|plan| plan.iter())
     .find(|(name, _)| *name == step)
     .map_or("", |(_, what)| what)
+}
+
+/// A provisioning run's timeline: a step whose backend the deployment does
+/// not have is skipped now, and stays skipped whichever worker comes along.
+pub fn plan_provision(cfg: &Config) -> Vec<PlannedStep> {
+    plan_provision_for(|b| b.configured(cfg), Backend::storage(cfg))
+}
+
+/// The same, for a deployment that has the backends `has` says and keeps
+/// tenant files in `storage`.
+pub fn plan_provision_for(has: impl Fn(Backend) -> bool, storage: Backend) -> Vec<PlannedStep> {
+    PROVISION_STEPS
+        .iter()
+        .map(|(name, _)| {
+            let needs = match *name {
+                "storage" => Some(storage),
+                other => backend_of(other),
+            };
+            match needs {
+                Some(b) if !has(b) => PlannedStep::skipped(
+                    name,
+                    format!("not configured in this deployment ({})", b.variable()),
+                ),
+                needs => PlannedStep::runs(name, needs),
+            }
+        })
+        .collect()
+}
+
+fn backend_of(step: &str) -> Option<Backend> {
+    match step {
+        "identity" => Some(Backend::Keycloak),
+        "postgres" | "migrate" => Some(Backend::Postgres),
+        "mongo" => Some(Backend::Mongo),
+        "qdrant" => Some(Backend::Qdrant),
+        _ => None,
+    }
+}
+
+/// The provisioning step whose resources a deprovisioning step handles.
+pub fn deprovision_source(step: &str) -> Option<&'static str> {
+    match step {
+        "disable_identity" | "drop_identity" => Some("identity"),
+        "revoke_login" | "drop_postgres" => Some("postgres"),
+        "drop_mongo" => Some("mongo"),
+        "drop_qdrant" => Some("qdrant"),
+        "drop_storage" => Some("storage"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config {
+        let map: std::collections::HashMap<&str, &str> = pairs.iter().copied().collect();
+        Config::from_lookup(|k| map.get(k).map(|v| (*v).to_owned())).unwrap()
+    }
+
+    #[test]
+    fn unconfigured_backends_are_skipped_at_creation() {
+        let plan = plan_provision(&cfg(&[
+            ("MASTER_DATABASE_URL", "postgres://x/y"),
+            ("POSTGRES_ADMIN_URL", "postgres://x/postgres"),
+        ]));
+        let by_name = |n: &str| plan.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(by_name("postgres").needs, Some(Backend::Postgres));
+        assert_eq!(by_name("storage").needs, Some(Backend::Folder));
+        assert_eq!(by_name("validate").needs, None);
+        let identity = by_name("identity");
+        assert_eq!(identity.needs, None);
+        assert!(identity.skipped.unwrap().contains("KEYCLOAK_BASE_URL"));
+        assert_eq!(plan.len(), PROVISION_STEPS.len());
+    }
+
+    #[test]
+    fn storage_follows_the_deployment() {
+        let plan = plan_provision(&cfg(&[
+            ("MASTER_DATABASE_URL", "postgres://x/y"),
+            ("S3_ENDPOINT", "http://s3"),
+            ("S3_ACCESS_KEY", "a"),
+            ("S3_SECRET_KEY", "b"),
+        ]));
+        let storage = plan.iter().find(|s| s.name == "storage").unwrap();
+        assert_eq!(storage.needs, Some(Backend::S3));
+    }
 }

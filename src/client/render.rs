@@ -240,8 +240,9 @@ pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Ut
             .as_i64()
             .map(|ms| format!("{ms} ms"))
             .unwrap_or_default();
-        let note = match status {
-            "completed" | "pending" | "running" => String::new(),
+        let note = match (status, st["waiting_for"].as_str()) {
+            ("pending" | "retrying", Some(why)) => one_line(why),
+            ("completed" | "pending" | "running", _) => String::new(),
             _ => st["last_error"].as_str().map(one_line).unwrap_or_default(),
         };
         let line = format!(

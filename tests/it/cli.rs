@@ -26,7 +26,39 @@ async fn bad_tenant_names_get_a_clear_error_and_change_nothing() {
         let out = landlord(&env, &["provision", bad]).await;
         assert_eq!(out.status.code(), Some(2), "{bad}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("invalid tenant name"), "{bad}: {stderr}");
+        assert!(stderr.contains("invalid name: "), "{bad}: {stderr}");
+    }
+    // The API's rules and messages for every field (a `*` domain once made
+    // a client with redirect URI `https://*/*`).
+    for (args, field) in [
+        (&["--domain", "*"][..], "domains[0]"),
+        (&["--domain", "evil.com/x"], "domains[0]"),
+        (
+            &["--domain", "ok.com", "--domain", "EVIL.COM"],
+            "domains[1]",
+        ),
+        (
+            &[
+                "--admin-email",
+                "not-an-email",
+                "--admin-first-name",
+                "A",
+                "--admin-last-name",
+                "B",
+            ],
+            "admin.email",
+        ),
+        (&["--plan", "a b"], "plan"),
+    ] {
+        let mut all = vec!["provision", "goodname"];
+        all.extend_from_slice(args);
+        let out = landlord(&env, &all).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid {field}: ")),
+            "{args:?}: {stderr}"
+        );
     }
     assert_eq!(env.count_all("SELECT count(*) FROM workflow_runs").await, 0);
     assert_eq!(env.count_all("SELECT count(*) FROM apalis.jobs").await, 0);
@@ -42,7 +74,7 @@ async fn provision_wait_follows_the_run_and_exit_code_says_active() {
     assert!(stdout.contains("tenant 'cliok' is active"), "{stdout}");
     assert!(stdout.contains("postgres  completed"), "{stdout}");
     assert!(
-        stdout.contains("skipped: not configured (KEYCLOAK_BASE_URL)"),
+        stdout.contains("skipped: not configured in this deployment (KEYCLOAK_BASE_URL)"),
         "{stdout}"
     );
     // A second start reports the existing run.

@@ -159,15 +159,9 @@ impl TestEnv {
     }
 
     pub async fn start_with(&self, tenant: &str, params: &ProvisionParams) -> Started {
-        start_provision(
-            &self.pool,
-            &self.key(tenant),
-            params,
-            self.cfg.rollback_on_failure,
-            None,
-        )
-        .await
-        .expect("start provision")
+        start_provision(&self.pool, &self.cfg, &self.key(tenant), params, None)
+            .await
+            .expect("start provision")
     }
 
     /// An in-process worker with this environment's config.

@@ -1,10 +1,13 @@
 //! Integration tests against the real Postgres started by tests/run.sh.
 
 mod api;
+mod chaos;
 mod cli;
 mod client;
 mod console;
 mod crash;
+mod decided;
+mod events;
 mod failures;
 mod fuzz;
 mod harness;

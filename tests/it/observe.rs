@@ -287,15 +287,16 @@ async fn a_run_created_in_a_request_joins_the_callers_trace() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let env = TestEnv::new(&[]).await;
     let pool = env.pool.clone();
+    let cfg = env.cfg.clone();
     let handler = move |axum::extract::Path(name): axum::extract::Path<String>| {
         let pool = pool.clone();
+        let cfg = cfg.clone();
         async move {
             let key = TenantKey::parse(&name).unwrap();
             let params = Default::default();
-            let started =
-                landlord_shared::start::start_provision(&pool, &key, &params, false, None)
-                    .await
-                    .unwrap();
+            let started = landlord_shared::start::start_provision(&pool, &cfg, &key, &params, None)
+                .await
+                .unwrap();
             started.run.id.to_string()
         }
     };

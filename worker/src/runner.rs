@@ -16,9 +16,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub async fn build_engine(cfg: Config) -> anyhow::Result<Arc<Engine>> {
-    if cfg.postgres_admin_url.is_some() && cfg.secret_key.is_none() {
-        anyhow::bail!("LANDLORD_SECRET_KEY is required when POSTGRES_ADMIN_URL is set");
-    }
+    cfg.check_runner()?;
     let deps = Arc::new(Deps::connect(cfg).await?);
     Ok(Arc::new(Engine::new(deps, all_steps())))
 }

@@ -3,6 +3,7 @@
 
 use crate::deps::Deps;
 use async_trait::async_trait;
+use landlord_shared::backend::Backend;
 use landlord_shared::model::Run;
 use landlord_shared::tenant::{TenantKey, TenantNames};
 use serde_json::Value;
@@ -94,6 +95,9 @@ pub struct StepCtx {
     /// Checkpoints of the steps completed before this one, by step name.
     pub outputs: HashMap<String, Value>,
     pub attempt: i32,
+    /// The backend the run decided this step uses (for storage: bucket or
+    /// folder), whatever this worker could also do.
+    pub needs: Option<Backend>,
 }
 
 impl StepCtx {
@@ -110,12 +114,6 @@ impl StepCtx {
 #[async_trait]
 pub trait Step: Send + Sync + 'static {
     fn name(&self) -> &'static str;
-
-    /// `Some(reason)` when this worker cannot run the step (its backend is
-    /// not configured); the engine then marks it skipped.
-    fn skip_reason(&self, _deps: &Deps) -> Option<&'static str> {
-        None
-    }
 
     /// Does the work and returns the checkpoint. Must be idempotent: an
     /// interrupted attempt is run again. A `"resources"` array of

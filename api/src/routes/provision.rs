@@ -33,6 +33,17 @@ fn blocked(key: &TenantKey, status: &str) -> Option<String> {
     }
 }
 
+/// A tenant whose provisioning was rolled back completely is `deleted` but
+/// holds nothing: its name may be provisioned again.
+async fn rolled_back(tx: &mut sqlx::PgConnection, key: &TenantKey) -> sqlx::Result<bool> {
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM workflow_runs WHERE workflow_id = $1")
+            .bind(workflow_id(key))
+            .fetch_optional(&mut *tx)
+            .await?;
+    Ok(status.as_deref() == Some("compensated"))
+}
+
 /// Start provisioning a tenant
 ///
 /// One run per tenant name (`provision-tenant-{name}`): asking again, with
@@ -105,6 +116,7 @@ async fn start(
     let mut tx = state.pool.begin().await?;
     if let Some(t) = db::tenant_by_name(&mut *tx, key.as_str()).await?
         && let Some(why) = blocked(key, &t.status)
+        && !(t.status == "deleted" && rolled_back(&mut tx, key).await?)
     {
         return Err(ApiError::Conflict(why));
     }
@@ -139,6 +151,7 @@ async fn start(
         tenant_id: None,
         params,
         rollback: state.cfg.rollback_on_failure,
+        steps: &state.cfg.provision_plan,
     };
     let started = create_run(&mut tx, &new).await?;
     if let Some(idem) = idem {

@@ -30,12 +30,23 @@ pub async fn compensate_attempt(
     step: Arc<dyn Step>,
     ctx: StepCtx,
     output: Option<Value>,
+    faults: Vec<Fault>,
     timeout: Duration,
 ) -> Result<(), StepError> {
     let name = step.name();
     let started = Instant::now();
-    let task =
-        tokio::spawn(async move { step.compensate(&ctx, output.as_ref()).await }.in_current_span());
+    let refused = faults
+        .iter()
+        .any(|f| f.step == name && f.kind == FaultKind::UndoPermanent);
+    let task = tokio::spawn(
+        async move {
+            if refused {
+                return Err(StepError::permanent("injected permanent fault in the undo"));
+            }
+            step.compensate(&ctx, output.as_ref()).await
+        }
+        .in_current_span(),
+    );
     let result = guard(name, task, timeout).await;
     observe(name, "undo", started, result.as_ref().err());
     result

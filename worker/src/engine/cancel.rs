@@ -41,6 +41,9 @@ impl Engine {
             &error,
         )
         .await?;
+        if !compensate {
+            db::insert_finished_event(&mut tx, run, "cancelled", Some(&error)).await?;
+        }
         if compensate {
             let run = Run {
                 status: to.to_owned(),

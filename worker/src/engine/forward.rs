@@ -29,44 +29,57 @@ impl Engine {
         if !matches!(step_row.status.as_str(), "pending" | "running" | "retrying") {
             return Ok(()); // already decided by another delivery
         }
-        let Some(attempt) = store::claim_attempt(master, run.id, position).await? else {
+        if let Some(why) = self.cannot_run(&step_row) {
+            return self
+                .leave_for_another_worker(&run, &step_row, Direction::Forward, &why)
+                .await;
+        }
+        let Some(claim) = store::claim_attempt(master, run.id, position).await? else {
             return Ok(());
         };
         // The caller's span carries tenant, run, step and attempt.
-        self.attempt(run, step_row, attempt).await
+        self.attempt(run, step_row, claim).await
     }
 
-    async fn attempt(&self, run: Run, step_row: StepRow, attempt: i32) -> Result<(), EngineError> {
+    async fn attempt(
+        &self,
+        run: Run,
+        step_row: StepRow,
+        claim: store::Claim,
+    ) -> Result<(), EngineError> {
         let step_no = step_row.position + 1;
         let total = total_steps(&run);
-        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
-        if attempt > max {
-            // Only a worker that died mid-attempt gets here: each crash
-            // counted an attempt that never reported back.
-            let err = StepError::transient("attempt lost: the worker running it stopped");
+        let cfg = &self.deps.cfg;
+        let max = i32::try_from(cfg.retry_attempts).unwrap_or(i32::MAX);
+        let store::Claim { attempt, lost } = claim;
+        if lost > i32::try_from(cfg.max_lost_attempts).unwrap_or(i32::MAX) {
+            let err = StepError::permanent(format!(
+                "{lost} attempts were lost: the workers running them stopped (LANDLORD_MAX_LOST_ATTEMPTS)"
+            ));
             return self.fail(&run, &step_row, &err).await;
         }
+        // Attempts that reported back; lost ones do not use up the budget.
+        let counted = attempt - lost;
         tracing::info!(
-            "Step {step_no}/{total}: {} for tenant '{}' (attempt {attempt}/{max})...",
+            "Step {step_no}/{total}: {} for tenant '{}' (attempt {counted}/{max}{})...",
             describe(&step_row.name),
-            run.tenant_name
+            run.tenant_name,
+            if lost > 0 {
+                format!(", {lost} lost with their worker")
+            } else {
+                String::new()
+            }
         );
         let Some(step) = self.steps.get(step_row.name.as_str()).cloned() else {
             let err = StepError::permanent("this worker has no implementation of the step");
             return self.fail(&run, &step_row, &err).await;
         };
-        let ctx = self.context(&run, attempt).await?;
-        let outcome = run_attempt(
-            step,
-            ctx,
-            self.deps.cfg.faults.clone(),
-            self.deps.cfg.step_timeout,
-        )
-        .await;
+        let ctx = self.context(&run, &step_row, attempt).await?;
+        let outcome = run_attempt(step, ctx, cfg.faults.clone(), cfg.step_timeout).await;
         match outcome {
             Ok(output) => self.checkpoint(&run, &step_row, output).await,
-            Err(err) if err.is_transient() && attempt < max => {
-                let delay = retry_delay(self.deps.cfg.retry_delay, attempt);
+            Err(err) if err.is_transient() && counted < max => {
+                let delay = retry_delay(cfg.retry_delay, counted);
                 tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
                 self.schedule_retry(&run, &step_row, &err, delay).await
             }
@@ -110,8 +123,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Queues the next runnable step, marking skipped ones on the way, or
-    /// completes the run.
+    /// Queues the next step that runs, logging the ones the run's plan
+    /// skipped on the way, or completes the run.
     async fn advance(
         &self,
         tx: &mut PgConnection,
@@ -123,7 +136,7 @@ impl Engine {
             let row = store::step_at(&mut *tx, run.id, next)
                 .await?
                 .ok_or(EngineError::NoSuchStep(run.id, next))?;
-            let Some(reason) = self.skip_reason(&row.name) else {
+            if row.status != "skipped" {
                 let job = StepJob {
                     run_id: run.id,
                     position: next,
@@ -131,9 +144,9 @@ impl Engine {
                 };
                 push_step_job(tx, &job, Duration::ZERO).await?;
                 return Ok(());
-            };
-            store::skip_step(&mut *tx, run.id, next, reason).await?;
-            let msg = format!("Step {}/{} skipped: {reason}", next + 1, total_steps(run));
+            }
+            let reason = row.last_error.as_deref().unwrap_or("skipped");
+            let msg = format!("Step {}/{} {reason}", next + 1, total_steps(run));
             db::insert_provision_log(&mut *tx, tenant_id, run.id, &row.name, "skipped", &msg)
                 .await?;
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
@@ -222,7 +235,7 @@ impl Engine {
         } else {
             "tenant.deprovisioning_failed"
         };
-        db::insert_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
+        db::insert_transition_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
         if run.rollback {
             let job = StepJob {
                 run_id: run.id,

@@ -16,12 +16,13 @@ pub use backoff::retry_delay;
 use crate::deps::Deps;
 use crate::step::{Step, StepCtx};
 use landlord_shared::db;
-use landlord_shared::jobs::{Direction, StepJob};
-use landlord_shared::model::Run;
+use landlord_shared::jobs::{Direction, StepJob, push_step_job};
+use landlord_shared::model::{Run, StepRow};
 use landlord_shared::plan::steps_for;
 use landlord_shared::tenant::{TenantKey, TenantNames};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Failures of the engine itself (the master DB is unreachable): the job
 /// fails and apalis hands it out again.
@@ -39,23 +40,66 @@ pub enum EngineError {
     NoSuchStep(uuid::Uuid, i32),
 }
 
+/// How long a step waits before a worker that could not run it offers it
+/// to the fleet again.
+const WAIT_FOR_WORKER: Duration = Duration::from_secs(1);
+
 pub struct Engine {
     pub deps: Arc<Deps>,
     steps: HashMap<&'static str, Arc<dyn Step>>,
+    /// Names this process in "waiting for a worker" messages.
+    name: String,
 }
 
 impl Engine {
     pub fn new(deps: Arc<Deps>, steps: Vec<Arc<dyn Step>>) -> Self {
         let steps = steps.into_iter().map(|s| (s.name(), s)).collect();
-        Self { deps, steps }
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let name = format!("worker {} pid {}", host.trim(), std::process::id());
+        Self { deps, steps, name }
     }
 
-    /// Why the step at `name` will not run on this worker, if it will not.
-    fn skip_reason(&self, name: &str) -> Option<&'static str> {
-        match self.steps.get(name) {
-            Some(step) => step.skip_reason(&self.deps),
-            None => Some("not available in this build"),
+    /// Why this worker cannot run a step needing `needs`, if it cannot: it
+    /// lacks the backend, and leaves the step for a worker that has it.
+    fn cannot_run(&self, step: &StepRow) -> Option<String> {
+        let needs = step.backend()?;
+        (!needs.configured(&self.deps.cfg)).then(|| {
+            format!(
+                "waiting for a worker that can run {} ({} is not configured on {})",
+                step.name,
+                needs.variable(),
+                self.name
+            )
+        })
+    }
+
+    /// Leaves a step this worker cannot run for another worker: the job
+    /// comes back after a pause, and the step says what it waits for.
+    async fn leave_for_another_worker(
+        &self,
+        run: &Run,
+        step: &StepRow,
+        direction: Direction,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        let mut tx = self.deps.master.begin().await?;
+        if store::wait_for_worker(&mut *tx, run.id, step.position, why).await? {
+            tracing::warn!(tenant = %run.tenant_name, run_id = %run.id, step = %step.name, "{why}");
+            db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "waiting", why)
+                .await?;
         }
+        landlord_shared::metrics::metrics()
+            .steps_waiting
+            .with_label_values(&[&step.name])
+            .inc();
+        let job = StepJob {
+            run_id: run.id,
+            position: step.position,
+            direction,
+        };
+        push_step_job(&mut tx, &job, WAIT_FOR_WORKER).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn handle(&self, job: StepJob) -> Result<(), EngineError> {
@@ -69,7 +113,12 @@ impl Engine {
         }
     }
 
-    async fn context(&self, run: &Run, attempt: i32) -> Result<StepCtx, EngineError> {
+    async fn context(
+        &self,
+        run: &Run,
+        step: &StepRow,
+        attempt: i32,
+    ) -> Result<StepCtx, EngineError> {
         let outputs = db::steps_of_run(&self.deps.master, run.id)
             .await?
             .into_iter()
@@ -87,6 +136,7 @@ impl Engine {
             run: run.clone(),
             outputs,
             attempt,
+            needs: step.backend(),
         })
     }
 }

@@ -20,22 +20,71 @@ pub async fn step_at(
         .await
 }
 
-/// Starts an attempt; `None` when the step is no longer runnable.
+/// An attempt just claimed: its number, and how many attempts before it
+/// were lost to workers that died running them.
+pub struct Claim {
+    pub attempt: i32,
+    pub lost: i32,
+}
+
+/// Starts an attempt; `None` when the step is no longer runnable. A step
+/// whose previous attempt is still open lost that attempt with its worker.
 pub async fn claim_attempt(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
-) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar(
+) -> sqlx::Result<Option<Claim>> {
+    let row: Option<(i32, i32)> = sqlx::query_as(
         "UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
-                started_at = COALESCE(started_at, now())
+                lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
+                waiting_for = NULL, started_at = COALESCE(started_at, now())
          WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')
-         RETURNING attempts",
+         RETURNING attempts, lost_attempts",
     )
     .bind(run_id)
     .bind(position)
     .fetch_optional(ex)
-    .await
+    .await?;
+    Ok(row.map(|(attempt, lost)| Claim { attempt, lost }))
+}
+
+/// Starts an undo attempt; lost undo attempts are counted like forward ones.
+pub async fn claim_undo(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+) -> sqlx::Result<Claim> {
+    let (attempt, lost): (i32, i32) = sqlx::query_as(
+        "UPDATE workflow_steps SET status = 'compensating', undo_attempts = undo_attempts + 1,
+                undo_lost_attempts = undo_lost_attempts + attempt_open::int, attempt_open = true,
+                waiting_for = NULL
+         WHERE run_id = $1 AND position = $2 RETURNING undo_attempts, undo_lost_attempts",
+    )
+    .bind(run_id)
+    .bind(position)
+    .fetch_one(ex)
+    .await?;
+    Ok(Claim { attempt, lost })
+}
+
+/// Notes that no worker that has picked the step up so far can run it;
+/// true the first time, so the wait is logged once.
+pub async fn wait_for_worker(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    why: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE workflow_steps SET waiting_for = $3
+         WHERE run_id = $1 AND position = $2 AND waiting_for IS DISTINCT FROM $3",
+    )
+    .bind(run_id)
+    .bind(position)
+    .bind(why)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Stores the checkpoint; false when another delivery got there first.
@@ -47,7 +96,7 @@ pub async fn complete_step(
 ) -> sqlx::Result<bool> {
     let done = sqlx::query(
         "UPDATE workflow_steps SET status = 'completed', output = $3, last_error = NULL,
-                finished_at = now()
+                attempt_open = false, finished_at = now()
          WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')",
     )
     .bind(run_id)
@@ -58,25 +107,6 @@ pub async fn complete_step(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn skip_step(
-    ex: impl PgExecutor<'_>,
-    run_id: Uuid,
-    position: i32,
-    reason: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE workflow_steps SET status = 'skipped', last_error = $3,
-                started_at = now(), finished_at = now()
-         WHERE run_id = $1 AND position = $2 AND status = 'pending'",
-    )
-    .bind(run_id)
-    .bind(position)
-    .bind(format!("skipped: {reason}"))
-    .execute(ex)
-    .await
-    .map(drop)
-}
-
 pub async fn set_step_status(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
@@ -85,7 +115,7 @@ pub async fn set_step_status(
     error: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE workflow_steps SET status = $3, last_error = $4,
+        "UPDATE workflow_steps SET status = $3, last_error = $4, attempt_open = false,
                 finished_at = CASE WHEN $3 = 'failed' THEN now() ELSE finished_at END
          WHERE run_id = $1 AND position = $2",
     )

@@ -4,6 +4,7 @@
 use super::attempt::compensate_attempt;
 use super::backoff::retry_delay;
 use super::{Engine, EngineError, store};
+use crate::step::StepError;
 use landlord_shared::actions::UNDOABLE;
 use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
@@ -27,32 +28,41 @@ impl Engine {
             tx.commit().await?;
             return Ok(());
         };
-        let attempt: i32 = sqlx::query_scalar(
-            "UPDATE workflow_steps SET status = 'compensating', undo_attempts = undo_attempts + 1
-             WHERE run_id = $1 AND position = $2 RETURNING undo_attempts",
-        )
-        .bind(run.id)
-        .bind(position)
-        .fetch_one(master)
-        .await?;
+        if let Some(why) = self.cannot_run(&row) {
+            return self
+                .leave_for_another_worker(&run, &row, Direction::Undo, &why)
+                .await;
+        }
+        let store::Claim { attempt, lost } = store::claim_undo(master, run.id, position).await?;
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, attempt,
             "Compensating step {}: {}", position + 1, row.name);
-        let ctx = self.context(&run, attempt).await?;
-        let outcome = compensate_attempt(
-            step,
-            ctx,
-            // Only a completed step has a checkpoint; a failed or interrupted
-            // one is undone from its names alone.
-            row.output.clone(),
-            self.deps.cfg.step_timeout,
-        )
-        .await;
         let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
+        let max_lost = i32::try_from(self.deps.cfg.max_lost_attempts).unwrap_or(i32::MAX);
+        // Attempts that reported back; lost ones do not use up the budget.
+        let counted = attempt - lost;
+        let outcome = if lost > max_lost {
+            Err(StepError::permanent(format!(
+                "{lost} undo attempts were lost: the workers running them stopped"
+            )))
+        } else {
+            let ctx = self.context(&run, &row, attempt).await?;
+            compensate_attempt(
+                step,
+                ctx,
+                // Only a completed step has a checkpoint; a failed or
+                // interrupted one is undone from its names alone.
+                row.output.clone(),
+                self.deps.cfg.faults.clone(),
+                self.deps.cfg.step_timeout,
+            )
+            .await
+        };
         let mut tx = master.begin().await?;
         match outcome {
             Ok(()) => {
                 sqlx::query(
-                    "UPDATE workflow_steps SET status = 'compensated', compensated_at = now(), last_error = NULL
+                    "UPDATE workflow_steps SET status = 'compensated', compensated_at = now(), last_error = NULL,
+                            attempt_open = false
                      WHERE run_id = $1 AND position = $2",
                 )
                 .bind(run.id)
@@ -74,7 +84,7 @@ impl Engine {
                 .await?;
                 self.undo_next(&mut tx, &run, position).await?;
             }
-            Err(err) if err.is_transient() && attempt < max => {
+            Err(err) if err.is_transient() && counted < max => {
                 tracing::warn!(run_id = %run.id, step = %row.name, "undo failed, retrying: {err}");
                 store::set_step_status(
                     &mut *tx,
@@ -92,7 +102,7 @@ impl Engine {
                 push_step_job(
                     &mut tx,
                     &job,
-                    retry_delay(self.deps.cfg.retry_delay, attempt),
+                    retry_delay(self.deps.cfg.retry_delay, counted),
                 )
                 .await?;
             }
@@ -107,14 +117,18 @@ impl Engine {
                     &err.to_string(),
                 )
                 .await?;
-                store::transition_run(
+                if store::transition_run(
                     &mut *tx,
                     run.id,
                     "compensating",
                     "compensation_failed",
                     Some(&error),
                 )
-                .await?;
+                .await?
+                {
+                    db::insert_finished_event(&mut tx, &run, "compensation_failed", Some(&error))
+                        .await?;
+                }
             }
         }
         tx.commit().await?;
@@ -149,8 +163,11 @@ impl Engine {
                 push_step_job(tx, &job, Duration::ZERO).await?;
             }
             None => {
-                store::transition_run(&mut *tx, run.id, "compensating", "compensated", None)
-                    .await?;
+                if store::transition_run(&mut *tx, run.id, "compensating", "compensated", None)
+                    .await?
+                {
+                    db::insert_finished_event(tx, run, "compensated", None).await?;
+                }
                 tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "Rollback complete");
             }
         }

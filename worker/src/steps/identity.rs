@@ -6,7 +6,6 @@
 //! be ours (it carries our `landlord.tenant` attribute).
 
 use crate::clients::keycloak::Keycloak;
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::model::AdminContact;
@@ -226,12 +225,6 @@ async fn ensure_admin(
 impl Step for Identity {
     fn name(&self) -> &'static str {
         "identity"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.keycloak
-            .is_none()
-            .then_some("not configured (KEYCLOAK_BASE_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

@@ -2,7 +2,6 @@
 //! when the template is older) and grants the tenant role its tables.
 
 use super::postgres::{TENANT_MIGRATIONS, database_options, exec_ddl, single_connection};
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -22,12 +21,6 @@ async fn applied(pool: &PgPool) -> Result<Vec<i64>, StepError> {
 impl Step for Migrate {
     fn name(&self) -> &'static str {
         "migrate"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.admin_options
-            .is_none()
-            .then_some("not configured (POSTGRES_ADMIN_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

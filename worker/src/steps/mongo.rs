@@ -2,7 +2,6 @@
 //! collection) and a per-tenant user with `readWrite` on it where the
 //! server supports users. Undo drops both.
 
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::secrets::{SecretStore, generate_password};
@@ -101,12 +100,6 @@ async fn ensure_user(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Resul
 impl Step for Mongo {
     fn name(&self) -> &'static str {
         "mongo"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.mongo
-            .is_none()
-            .then_some("not configured (MONGODB_ADMIN_URI)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

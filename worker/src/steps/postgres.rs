@@ -6,7 +6,6 @@
 //! clones of one template are serialized, and the lock also makes the
 //! check-then-create of role and database race-free.
 
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::secrets::{SecretStore, generate_password};
@@ -235,12 +234,6 @@ async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
 impl Step for Postgres {
     fn name(&self) -> &'static str {
         "postgres"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.admin_options
-            .is_none()
-            .then_some("not configured (POSTGRES_ADMIN_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

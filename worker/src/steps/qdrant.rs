@@ -4,7 +4,6 @@
 
 use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::config::QdrantConfig;
@@ -69,13 +68,6 @@ fn check_config(
 impl Step for Qdrant {
     fn name(&self) -> &'static str {
         "qdrant"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.cfg
-            .qdrant
-            .is_none()
-            .then_some("not configured (QDRANT_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

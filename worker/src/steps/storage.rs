@@ -6,6 +6,7 @@ use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::backend::Backend;
 use landlord_shared::config::S3Config;
 use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
@@ -36,6 +37,21 @@ fn bucket(s3: &S3Config, name: String) -> Result<(Bucket, Credentials), StepErro
         bucket,
         Credentials::new(s3.access_key.clone(), s3.secret_key.expose_secret()),
     ))
+}
+
+/// Bucket or folder, as the run decided when it was created: a worker's
+/// own S3 settings never turn a bucket tenant into a folder one.
+fn s3_of(ctx: &StepCtx) -> Result<Option<&S3Config>, StepError> {
+    match ctx.needs {
+        Some(Backend::S3) => ctx
+            .deps
+            .cfg
+            .s3
+            .as_ref()
+            .map(Some)
+            .ok_or_else(|| StepError::transient("S3_ENDPOINT is not configured on this worker")),
+        _ => Ok(None),
+    }
 }
 
 async fn create_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<Value, StepError> {
@@ -108,7 +124,7 @@ impl Step for Storage {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
-        if let Some(s3) = &ctx.deps.cfg.s3 {
+        if let Some(s3) = s3_of(ctx)? {
             return create_bucket(ctx, s3).await;
         }
         let dir = folder(ctx);
@@ -125,7 +141,7 @@ impl Step for Storage {
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
-        if let Some(s3) = &ctx.deps.cfg.s3 {
+        if let Some(s3) = s3_of(ctx)? {
             return remove_bucket(ctx, s3).await;
         }
         match tokio::fs::remove_dir_all(folder(ctx)).await {

@@ -2,7 +2,6 @@
 //! clients, but disabled, so no one can sign in or get a token.
 
 use super::super::identity::{is_ours, keycloak};
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -29,12 +28,6 @@ async fn set_enabled(ctx: &StepCtx, enabled: bool) -> Result<Value, StepError> {
 impl Step for DisableIdentity {
     fn name(&self) -> &'static str {
         "disable_identity"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.keycloak
-            .is_none()
-            .then_some("not configured (KEYCLOAK_BASE_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {

@@ -2,7 +2,6 @@
 //! may no longer log in, and its open sessions are ended.
 
 use super::super::postgres::{admin_options, exec_ddl, ownership_comment};
-use crate::deps::Deps;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -51,12 +50,6 @@ async fn set_login(ctx: &StepCtx, login: bool) -> Result<Option<String>, StepErr
 impl Step for RevokeLogin {
     fn name(&self) -> &'static str {
         "revoke_login"
-    }
-
-    fn skip_reason(&self, deps: &Deps) -> Option<&'static str> {
-        deps.admin_options
-            .is_none()
-            .then_some("not configured (POSTGRES_ADMIN_URL)")
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
