@@ -89,10 +89,11 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
         "completed steps are not re-run"
     );
     assert_eq!(env.step(run.id, "register").await.attempts, 1);
+    let postgres = env.step(run.id, "postgres").await;
+    assert_eq!(postgres.attempts, 2, "the interrupted step re-ran once");
     assert_eq!(
-        env.step(run.id, "postgres").await.attempts,
-        2,
-        "the interrupted step re-ran once"
+        postgres.lost_attempts, 1,
+        "the killed attempt is counted lost, not against the retry budget"
     );
     for later in ["migrate", "storage", "record", "activate"] {
         assert_eq!(env.step(run.id, later).await.attempts, 1, "{later}");

@@ -63,11 +63,12 @@ pub async fn unexpected(what: &str, resp: Response) -> StepError {
     let mut body = resp.text().await.unwrap_or_default();
     body.truncate(300);
     let msg = format!("{what}: HTTP {status}: {body}");
-    // Keycloak answers 400 "Database operation failed" when a create
-    // collides with one still committing, e.g. the retry of an attempt whose
-    // request timed out client-side: the next attempt finds the object.
-    let collided =
-        status == reqwest::StatusCode::BAD_REQUEST && body.contains("Database operation failed");
+    // Keycloak answers 400 "Database operation failed" (a realm) or "Could
+    // not create user" when a create collides with one still committing,
+    // e.g. the retry of an attempt whose worker was killed mid-request: the
+    // next attempt finds the object.
+    let collided = status == reqwest::StatusCode::BAD_REQUEST
+        && (body.contains("Database operation failed") || body.contains("Could not create user"));
     if is_transient(status) || collided {
         StepError::transient(msg)
     } else {
