@@ -528,6 +528,9 @@ async fn foreign_bucket_with_objects_is_refused_and_never_emptied() {
     s3.create().await;
     s3.put("report.csv", b"a,b\n1,2\n").await;
     s3.put("photos/cat.bin", &[7u8; 4096]).await;
+    // Another tenant's marker: not ours either.
+    s3.put(&format!(".landlord-tenant-{}", uuid::Uuid::nil()), b"")
+        .await;
     let digest = async || s3.digest().await;
     assert!(digest().await.contains("photos/cat.bin"));
     prove_left_alone(
@@ -630,8 +633,11 @@ async fn interrupted_bucket_create_is_adopted_on_retry_only_with_our_claim() {
     retry_run(&env.pool, run.id).await.unwrap();
     let run = env.wait_finished(run.id, WAIT).await;
     assert_eq!(run.status, "completed", "{:?}", run.error);
-    let marker = s3.get(".landlord-tenant").await.expect("marker written");
-    assert_eq!(String::from_utf8(marker).unwrap(), tenant_id.to_string());
+    assert_eq!(
+        s3.keys().await,
+        [format!(".landlord-tenant-{tenant_id}")],
+        "our (empty) marker object was written"
+    );
 
     // And hard deprovisioning removes it with its claim.
     let run = start_deprovision(&env.pool, &env.key("owncl"), DeprovisionMode::Hard, true)

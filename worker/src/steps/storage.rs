@@ -1,7 +1,8 @@
 //! Storage step: an S3 bucket `{prefix}-{tenant}-files` when an S3 endpoint
 //! is configured, else the folder `{TENANT_STORAGE_ROOT}/{tenant}`. Each
-//! holds `.landlord-tenant` with the tenant's id; one without it is someone
-//! else's: refused at create, left alone (never emptied) by undo. Undo
+//! carries a mark with the tenant's id (file `.landlord-tenant` in the
+//! folder, empty object `.landlord-tenant-{id}` in the bucket); one without
+//! it is someone else's: refused at create, left alone (never emptied) by undo. Undo
 //! removes ours (a bucket is emptied first).
 
 use super::claim;
@@ -19,7 +20,8 @@ use std::time::Duration;
 
 pub struct Storage;
 
-/// Marker file (folder) or object (bucket) holding the tenant's id.
+/// Marker file holding the tenant's id (folder), or the prefix of the
+/// empty marker object `.landlord-tenant-{tenant id}` (bucket).
 const MARKER: &str = ".landlord-tenant";
 /// Temporary folders of an unfinished create: `{TMP_PREFIX}{key}-{random}`.
 const TMP_PREFIX: &str = ".landlord-tmp-";
@@ -61,13 +63,19 @@ fn s3_error(what: &str, status: reqwest::StatusCode, body: &str) -> StepError {
 /// What the server shows of the bucket.
 enum BucketState {
     Absent,
-    /// Our marker names this tenant.
+    /// It holds our marker object.
     Ours,
-    /// No marker (or another's): is it empty apart from a marker?
+    /// No marker of ours: does it hold anything at all?
     Unmarked {
         empty: bool,
-        marker: Option<String>,
     },
+}
+
+/// The bucket's marker: an empty object named after the tenant's id. Empty,
+/// because on SeaweedFS an object with content costs the bucket its own
+/// volumes.
+fn bucket_marker(ctx: &StepCtx) -> Result<String, StepError> {
+    Ok(format!("{MARKER}-{}", ctx.require_tenant_id()?))
 }
 
 async fn bucket_state(
@@ -75,7 +83,6 @@ async fn bucket_state(
     bucket: &Bucket,
     creds: &Credentials,
 ) -> Result<BucketState, StepError> {
-    let tenant_id = ctx.require_tenant_id()?.to_string();
     let url = bucket.head_bucket(Some(creds)).sign(SIGN_FOR);
     let resp = ctx.deps.http.head(url).traced_send().await?;
     match resp.status() {
@@ -83,24 +90,16 @@ async fn bucket_state(
         s if s.is_success() => {}
         s => return Err(s3_error("HEAD bucket", s, "")),
     }
-    let url = bucket.get_object(Some(creds), MARKER).sign(SIGN_FOR);
-    let resp = ctx.deps.http.get(url).traced_send().await?;
-    let marker = match resp.status() {
-        reqwest::StatusCode::NOT_FOUND => None,
-        s if s.is_success() => Some(resp.text().await?),
-        s => {
-            return Err(s3_error(
-                "GET marker",
-                s,
-                &resp.text().await.unwrap_or_default(),
-            ));
-        }
-    };
-    if marker.as_deref().map(str::trim) == Some(tenant_id.as_str()) {
-        return Ok(BucketState::Ours);
+    let marker = bucket_marker(ctx)?;
+    let url = bucket.head_object(Some(creds), &marker).sign(SIGN_FOR);
+    let resp = ctx.deps.http.head(url).traced_send().await?;
+    match resp.status() {
+        reqwest::StatusCode::NOT_FOUND => {}
+        s if s.is_success() => return Ok(BucketState::Ours),
+        s => return Err(s3_error("HEAD marker", s, "")),
     }
     let mut list = bucket.list_objects_v2(Some(creds));
-    list.with_max_keys(2);
+    list.with_max_keys(1);
     let url = list.sign(SIGN_FOR);
     let resp = ctx.deps.http.get(url).traced_send().await?;
     if !resp.status().is_success() {
@@ -109,14 +108,16 @@ async fn bucket_state(
     let text = resp.text().await?;
     let listing = ListObjectsV2::parse_response(&text)
         .map_err(|e| StepError::permanent(format!("list bucket: {e}")))?;
-    let empty = listing.contents.iter().all(|o| o.key == MARKER);
-    Ok(BucketState::Unmarked { empty, marker })
+    Ok(BucketState::Unmarked {
+        empty: listing.contents.is_empty(),
+    })
 }
 
 async fn put_marker(ctx: &StepCtx, bucket: &Bucket, creds: &Credentials) -> Result<(), StepError> {
-    let tenant_id = ctx.require_tenant_id()?.to_string();
-    let url = bucket.put_object(Some(creds), MARKER).sign(SIGN_FOR);
-    let resp = ctx.deps.http.put(url).body(tenant_id).traced_send().await?;
+    let url = bucket
+        .put_object(Some(creds), &bucket_marker(ctx)?)
+        .sign(SIGN_FOR);
+    let resp = ctx.deps.http.put(url).body("").traced_send().await?;
     if resp.status().is_success() {
         return Ok(());
     }
@@ -133,8 +134,8 @@ async fn create_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<Value, StepError>
     let what = format!("S3 bucket {name}");
     match bucket_state(ctx, &bucket, &creds).await? {
         BucketState::Ours => {}
-        BucketState::Unmarked { empty, marker } => {
-            if !(empty && marker.is_none() && claim::is_claimed(ctx, BUCKET_KIND, &name).await?) {
+        BucketState::Unmarked { empty } => {
+            if !(empty && claim::is_claimed(ctx, BUCKET_KIND, &name).await?) {
                 return Err(claim::foreign(&what, NOT_MARKED));
             }
             put_marker(ctx, &bucket, &creds).await?;
@@ -152,10 +153,7 @@ async fn create_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<Value, StepError>
                 }
                 match bucket_state(ctx, &bucket, &creds).await? {
                     BucketState::Ours => {}
-                    BucketState::Unmarked {
-                        empty: true,
-                        marker: None,
-                    } => {
+                    BucketState::Unmarked { empty: true } => {
                         put_marker(ctx, &bucket, &creds).await?;
                     }
                     _ => return Err(claim::foreign(&what, NOT_MARKED)),
@@ -207,8 +205,8 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
     let (bucket, creds) = bucket(s3, name.clone())?;
     match bucket_state(ctx, &bucket, &creds).await? {
         BucketState::Absent => return claim::release(ctx, BUCKET_KIND, &name).await,
-        BucketState::Unmarked { empty, marker } => {
-            if empty && marker.is_none() && claim::is_claimed(ctx, BUCKET_KIND, &name).await? {
+        BucketState::Unmarked { empty } => {
+            if empty && claim::is_claimed(ctx, BUCKET_KIND, &name).await? {
                 delete_bucket(ctx, &bucket, &creds).await?;
                 return claim::release(ctx, BUCKET_KIND, &name).await;
             }
@@ -217,6 +215,7 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
         }
         BucketState::Ours => {}
     }
+    let marker = bucket_marker(ctx)?;
     loop {
         let url = bucket.list_objects_v2(Some(&creds)).sign(SIGN_FOR);
         let resp = ctx.deps.http.get(url).traced_send().await?;
@@ -232,7 +231,7 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
         let others: Vec<_> = listing
             .contents
             .iter()
-            .filter(|o| o.key != MARKER)
+            .filter(|o| o.key != marker)
             .collect();
         if others.is_empty() {
             break;
@@ -241,7 +240,7 @@ async fn remove_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepError> {
             delete_object(ctx, &bucket, &creds, &object.key).await?;
         }
     }
-    delete_object(ctx, &bucket, &creds, MARKER).await?;
+    delete_object(ctx, &bucket, &creds, &marker).await?;
     delete_bucket(ctx, &bucket, &creds).await?;
     claim::release(ctx, BUCKET_KIND, &name).await
 }
