@@ -722,3 +722,70 @@ async fn tenant_role_cannot_connect_to_the_master_database_and_has_a_connection_
         .expect("the tenant role connected to the master database");
     assert!(err.to_string().contains("could not access file"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmarked_realm_is_taken_over_only_with_our_claim() {
+    let env = TestEnv::full_stack(&[]).await;
+    let probe = Probe::new(&env).await;
+    let realm = names(&env, "ownrc").realm();
+    let faulty = env
+        .spawn_worker_with(&[("LANDLORD_FAULTS", "identity:permanent")])
+        .await;
+    let run = env.start_with("ownrc", &params("ownrc")).await.run;
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "failed");
+    faulty.shutdown().await;
+    let tenant_id = run.tenant_id.unwrap();
+
+    // A realm without our attribute, as a create of ours still committing
+    // (or one whose attribute was lost) would show. No claim: not ours.
+    assert!(
+        probe
+            .kc
+            .create("", &json!({ "realm": realm, "enabled": true }))
+            .await
+            .unwrap()
+    );
+    let healthy = env.spawn_worker().await;
+    retry_run(&env.pool, run.id).await.unwrap();
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "failed");
+    let error = env.step(run.id, "identity").await.last_error.unwrap();
+    assert!(error.contains("is not Landlord's"), "{error}");
+
+    sqlx::query(
+        "INSERT INTO resource_claims (kind, name, tenant_id, run_id)
+         VALUES ('keycloak_realm', $1, $2, $3)",
+    )
+    .bind(&realm)
+    .bind(tenant_id)
+    .bind(run.id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    retry_run(&env.pool, run.id).await.unwrap();
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let rep = probe
+        .kc
+        .get_json(&format!("/{realm}"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rep["attributes"]["landlord.tenant"],
+        tenant_id.to_string().as_str()
+    );
+
+    let run = start_deprovision(&env.pool, &env.key("ownrc"), DeprovisionMode::Hard, true)
+        .await
+        .unwrap()
+        .run;
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    assert_eq!(
+        leftovers(&env, &probe, "ownrc", &[]).await,
+        Vec::<String>::new()
+    );
+    healthy.shutdown().await;
+}
