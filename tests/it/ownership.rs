@@ -789,3 +789,77 @@ async fn unmarked_realm_is_taken_over_only_with_our_claim() {
     );
     healthy.shutdown().await;
 }
+
+/// A Keycloak that refuses every realm create as a duplicate (400 "Database
+/// operation failed", then 409) but never shows the realm: what an earlier
+/// attempt's create still committing looks like.
+async fn keycloak_mid_create() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{Method, StatusCode, Uri};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let posts = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = posts.clone();
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri| {
+        let counter = counter.clone();
+        async move {
+            let path = uri.path();
+            if path.ends_with("/protocol/openid-connect/token") {
+                return (
+                    StatusCode::OK,
+                    json!({ "access_token": "t", "expires_in": 300 }).to_string(),
+                );
+            }
+            if method == Method::POST && path == "/admin/realms" {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let status = if n % 2 == 0 {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::CONFLICT
+                };
+                return (
+                    status,
+                    json!({ "errorMessage": "Database operation failed" }).to_string(),
+                );
+            }
+            if method == Method::GET && path.starts_with("/admin/realms/") {
+                return (StatusCode::NOT_FOUND, String::new());
+            }
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{method} {path}"),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, posts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realm_create_still_committing_is_waited_for_not_refused() {
+    let (url, posts) = keycloak_mid_create().await;
+    let env = TestEnv::new(&[
+        ("KEYCLOAK_BASE_URL", &url),
+        ("KEYCLOAK_ADMIN_USERNAME", "admin"),
+        ("KEYCLOAK_ADMIN_PASSWORD", "admin"),
+        ("PROVISION_RETRY_ATTEMPTS", "3"),
+        ("PROVISION_RETRY_DELAY_MS", "50"),
+    ])
+    .await;
+    let worker = env.spawn_worker().await;
+    let run = env.start_with("ownif", &params("ownif")).await.run;
+    let run = env.wait_finished(run.id, WAIT).await;
+    assert_eq!(run.status, "failed");
+    let identity = env.step(run.id, "identity").await;
+    let error = identity.last_error.unwrap_or_default();
+    assert!(error.contains("still committing"), "{error}");
+    assert!(!error.contains("not Landlord's"), "{error}");
+    assert_eq!(identity.attempts, 3, "transient: every attempt was used");
+    assert_eq!(posts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // The name stays claimed: the realm, once committed, is known as ours.
+    let claims = env
+        .count_all("SELECT count(*) FROM resource_claims WHERE kind = 'keycloak_realm'")
+        .await;
+    assert_eq!(claims, 1);
+    worker.shutdown().await;
+}
