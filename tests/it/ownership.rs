@@ -717,9 +717,9 @@ async fn tenant_role_cannot_connect_to_the_master_database_and_has_a_connection_
     assert!(reset.is_err(), "the tenant reset its own block");
     own.close().await.unwrap();
     let master = PgConnection::connect_with(&opts(&master_db)).await;
-    let err = master
-        .err()
-        .expect("the tenant role connected to the master database");
+    let Err(err) = master else {
+        panic!("the tenant role connected to the master database");
+    };
     assert!(err.to_string().contains("could not access file"), "{err}");
 }
 
@@ -810,7 +810,7 @@ async fn keycloak_mid_create() -> (String, std::sync::Arc<std::sync::atomic::Ato
             }
             if method == Method::POST && path == "/admin/realms" {
                 let n = counter.fetch_add(1, Ordering::SeqCst);
-                let status = if n % 2 == 0 {
+                let status = if n.is_multiple_of(2) {
                     StatusCode::BAD_REQUEST
                 } else {
                     StatusCode::CONFLICT

@@ -171,7 +171,7 @@ async fn ensure_role(
     };
     let mut tx = conn.begin().await?;
     exec_ddl(
-        &mut *tx,
+        &mut tx,
         format!(
             "{verb} ROLE {} WITH LOGIN PASSWORD {} CONNECTION LIMIT {}",
             role.quoted(),
@@ -181,7 +181,7 @@ async fn ensure_role(
     )
     .await?;
     exec_ddl(
-        &mut *tx,
+        &mut tx,
         format!(
             "COMMENT ON ROLE {} IS {}",
             role.quoted(),
