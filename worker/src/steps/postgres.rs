@@ -218,16 +218,22 @@ async fn deny_master(
     if !shared {
         return Ok(());
     }
-    exec_ddl(
-        conn,
-        format!(
-            "ALTER ROLE {} IN DATABASE {} SET session_preload_libraries = {}",
-            role.quoted(),
-            landlord_shared::tenant::quote_ident(&master),
-            quote_literal(NO_CONNECT_LIBRARY)
-        ),
-    )
-    .await
+    let sql = format!(
+        "ALTER ROLE {} IN DATABASE {} SET session_preload_libraries = {}",
+        role.quoted(),
+        landlord_shared::tenant::quote_ident(&master),
+        quote_literal(NO_CONNECT_LIBRARY)
+    );
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+            Err(StepError::permanent(format!(
+                "cannot keep role {role} out of the master database {master}: the admin role \
+                 needs superuser or GRANT SET ON PARAMETER session_preload_libraries"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether database `db` is ours: it carries our comment, or it is owned by
