@@ -169,3 +169,19 @@ def test_named_vectors_and_config_echo():
     assert info["config"]["hnsw_config"]["m"] == 32
     assert info["config"]["optimizer_config"]["indexing_threshold"] == 0
     call("DELETE", "/collections/" + c)
+
+
+def test_metadata_is_stored_and_returned():
+    # v1.19: CreateCollection.metadata comes back as CollectionConfig.metadata;
+    # Landlord marks its collections with it.
+    c = name("meta")
+    body = dict(VEC, metadata={"landlord_tenant": "0190c0de-0000-7000-8000-000000000001"})
+    assert call("PUT", "/collections/" + c, body)[0] == 200
+    info = call("GET", "/collections/" + c)[1]["result"]
+    assert info["config"]["metadata"] == body["metadata"]
+    call("DELETE", "/collections/" + c)
+    plain = name("nometa")
+    assert call("PUT", "/collections/" + plain, VEC)[0] == 200
+    info = call("GET", "/collections/" + plain)[1]["result"]
+    assert not info["config"].get("metadata")
+    call("DELETE", "/collections/" + plain)

@@ -49,6 +49,9 @@ pub struct Config {
     /// Where a worker serves `GET /metrics` (`LANDLORD_METRICS_BIND`,
     /// host:port); no listener when unset.
     pub metrics_bind: Option<String>,
+    /// `CONNECTION LIMIT` of each tenant's Postgres role
+    /// (`LANDLORD_TENANT_CONNECTION_LIMIT`, default 20).
+    pub tenant_connection_limit: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +249,10 @@ impl Config {
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
             faults,
             metrics_bind: get("LANDLORD_METRICS_BIND"),
+            tenant_connection_limit: parse_u64("LANDLORD_TENANT_CONNECTION_LIMIT", 20)?
+                .min(i32::MAX.unsigned_abs().into())
+                .try_into()
+                .unwrap_or(20),
         })
     }
 
@@ -454,5 +461,23 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("ROLLBACK_ON_FAILURE"));
+    }
+
+    #[test]
+    fn tenant_connection_limit_defaults_to_20() {
+        let cfg = from(&[("MASTER_DATABASE_URL", "x")]).unwrap();
+        assert_eq!(cfg.tenant_connection_limit, 20);
+        let cfg = from(&[
+            ("MASTER_DATABASE_URL", "x"),
+            ("LANDLORD_TENANT_CONNECTION_LIMIT", "5"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.tenant_connection_limit, 5);
+        let err = from(&[
+            ("MASTER_DATABASE_URL", "x"),
+            ("LANDLORD_TENANT_CONNECTION_LIMIT", "-1"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("LANDLORD_TENANT_CONNECTION_LIMIT"));
     }
 }

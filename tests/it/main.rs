@@ -15,6 +15,7 @@ mod notify;
 mod observe;
 mod operator;
 mod otlp;
+mod ownership;
 mod probe;
 mod provision;
 mod quoting;

@@ -133,6 +133,28 @@ impl Keycloak {
         }
     }
 
+    /// Creates a realm; `Ok(false)` when Keycloak says it may already exist:
+    /// 409, or 400 "Database operation failed" (a create racing another
+    /// create of the same realm, one still committing). The caller looks.
+    pub async fn create_realm(&self, body: &Value) -> Result<bool, StepError> {
+        let resp = self.send(Method::POST, "", Some(body)).await?;
+        match resp.status() {
+            StatusCode::CONFLICT => Ok(false),
+            s if s.is_success() => Ok(true),
+            StatusCode::BAD_REQUEST => {
+                let text = resp.text().await.unwrap_or_default();
+                if text.contains("Database operation failed") {
+                    return Ok(false);
+                }
+                Err(StepError::permanent(format!(
+                    "POST realm: HTTP 400: {}",
+                    text.chars().take(300).collect::<String>()
+                )))
+            }
+            _ => Err(unexpected("POST realm", resp).await),
+        }
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Result<(), StepError> {
         let resp = self.send(Method::PUT, path, Some(body)).await?;
         if resp.status().is_success() {

@@ -2,9 +2,12 @@
 //! template, client `{tenant}-app` (PKCE S256, redirect URIs from the
 //! tenant's domains), admin user with `realm-admin`. Undo deletes the realm.
 //!
-//! Every create treats 409 as success once the existing realm is shown to
-//! be ours (it carries our `landlord.tenant` attribute).
+//! The realm carries attribute `landlord.tenant` = the tenant's id, set in
+//! the create request. An existing realm is ours only with that attribute
+//! (or, unmarked, with our claim on its name); anyone else's is refused at
+//! create and left alone by undo.
 
+use super::claim;
 use crate::clients::keycloak::Keycloak;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
@@ -70,20 +73,79 @@ fn admin_of(ctx: &StepCtx) -> AdminContact {
         })
 }
 
+/// What is known of realm `realm`: absent, ours (our attribute), or there
+/// without our attribute (with the representation, for a takeover).
+pub(super) enum RealmOwner {
+    Absent,
+    Ours,
+    Unmarked(Value),
+}
+
+pub(super) async fn owner(
+    kc: &Keycloak,
+    realm: &str,
+    ctx: &StepCtx,
+) -> Result<RealmOwner, StepError> {
+    let tenant_id = ctx.require_tenant_id()?.to_string();
+    let Some(rep) = kc.get_json(&format!("/{realm}")).await? else {
+        return Ok(RealmOwner::Absent);
+    };
+    if rep["attributes"][OWNER_ATTRIBUTE].as_str() == Some(tenant_id.as_str()) {
+        return Ok(RealmOwner::Ours);
+    }
+    Ok(RealmOwner::Unmarked(rep))
+}
+
+/// `None` when the realm does not exist; whether it carries our mark.
 pub(super) async fn is_ours(
     kc: &Keycloak,
     realm: &str,
     ctx: &StepCtx,
 ) -> Result<Option<bool>, StepError> {
-    let Some(rep) = kc.get_json(&format!("/{realm}")).await? else {
-        return Ok(None);
-    };
-    Ok(Some(
-        rep["attributes"][OWNER_ATTRIBUTE].as_str() == Some(ctx.key.as_str()),
-    ))
+    Ok(match owner(kc, realm, ctx).await? {
+        RealmOwner::Absent => None,
+        RealmOwner::Ours => Some(true),
+        RealmOwner::Unmarked(_) => Some(false),
+    })
 }
 
+const REALM_KIND: &str = "keycloak_realm";
+const NOT_MARKED: &str = "no landlord.tenant attribute for this tenant";
+
+/// A realm without our attribute is ours only if we claimed its name before
+/// creating it and it has no attribute of another tenant: a create of ours
+/// that is still committing, or whose attribute was lost. Then we mark it.
+async fn adopt_if_claimed(
+    kc: &Keycloak,
+    realm: &str,
+    ctx: &StepCtx,
+    mut rep: Value,
+) -> Result<(), StepError> {
+    let unowned = rep["attributes"][OWNER_ATTRIBUTE].is_null();
+    if !(unowned && claim::is_claimed(ctx, REALM_KIND, realm).await?) {
+        return Err(claim::foreign(&format!("realm {realm}"), NOT_MARKED));
+    }
+    let mut attributes = rep["attributes"].take();
+    if !attributes.is_object() {
+        attributes = json!({});
+    }
+    attributes[OWNER_ATTRIBUTE] = json!(ctx.require_tenant_id()?.to_string());
+    kc.put(&format!("/{realm}"), &json!({ "attributes": attributes }))
+        .await?;
+    tracing::info!(realm, "marked our half-made realm");
+    Ok(())
+}
+
+/// Creates the realm with our attribute in the create request itself. The
+/// name is claimed first, once it was seen to be absent, so that a realm
+/// found later without the attribute can still be told apart.
 async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), StepError> {
+    match owner(kc, realm, ctx).await? {
+        RealmOwner::Ours => return Ok(()),
+        RealmOwner::Unmarked(rep) => return adopt_if_claimed(kc, realm, ctx, rep).await,
+        RealmOwner::Absent => {}
+    }
+    claim::claim(ctx, REALM_KIND, realm).await?;
     let mut rep = realm_template(ctx).await?;
     rep["realm"] = json!(realm);
     rep["enabled"] = json!(true);
@@ -91,13 +153,19 @@ async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), S
     if !rep["attributes"].is_object() {
         rep["attributes"] = json!({});
     }
-    rep["attributes"][OWNER_ATTRIBUTE] = json!(ctx.key.as_str());
-    if !kc.create("", &rep).await? && is_ours(kc, realm, ctx).await? != Some(true) {
-        return Err(StepError::permanent(format!(
-            "realm {realm} exists and is not managed by landlord"
-        )));
+    rep["attributes"][OWNER_ATTRIBUTE] = json!(ctx.require_tenant_id()?.to_string());
+    if kc.create_realm(&rep).await? {
+        return Ok(());
     }
-    Ok(())
+    match owner(kc, realm, ctx).await? {
+        RealmOwner::Ours => Ok(()),
+        RealmOwner::Unmarked(rep) => adopt_if_claimed(kc, realm, ctx, rep).await,
+        // Keycloak refused the create as a duplicate but cannot show it yet:
+        // an earlier attempt's create is still committing. Wait for it.
+        RealmOwner::Absent => Err(StepError::transient(format!(
+            "realm {realm}: an earlier create is still committing"
+        ))),
+    }
 }
 
 /// Keycloak 24+ drops user attributes its user profile does not declare.
@@ -252,8 +320,28 @@ impl Step for Identity {
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let kc = keycloak(ctx)?;
         let realm = ctx.names.realm();
-        if is_ours(kc, &realm, ctx).await? == Some(true) {
-            kc.delete(&format!("/{realm}")).await?;
+        match owner(kc, &realm, ctx).await? {
+            RealmOwner::Ours => kc.delete(&format!("/{realm}")).await?,
+            RealmOwner::Unmarked(rep) => {
+                // Our half-made realm (claimed, no one's attribute) goes
+                // only while it holds no users.
+                let half_made = rep["attributes"][OWNER_ATTRIBUTE].is_null()
+                    && claim::is_claimed(ctx, REALM_KIND, &realm).await?
+                    && kc
+                        .get_json(&format!("/{realm}/users/count"))
+                        .await?
+                        .and_then(|n| n.as_u64())
+                        == Some(0);
+                if half_made {
+                    kc.delete(&format!("/{realm}")).await?;
+                } else {
+                    claim::left_alone(ctx, REALM_KIND, &realm, NOT_MARKED);
+                }
+            }
+            RealmOwner::Absent => {}
+        }
+        if is_ours(kc, &realm, ctx).await?.is_none() {
+            claim::release(ctx, REALM_KIND, &realm).await?;
         }
         SecretStore::delete(&ctx.deps.master, &admin_secret_ref(&realm))
             .await

@@ -1,6 +1,7 @@
 //! One file per step: its run, its undo, its error mapping.
 
 mod activate;
+mod claim;
 mod deprovision;
 mod identity;
 mod migrate;

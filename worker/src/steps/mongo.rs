@@ -1,7 +1,10 @@
-//! Mongo step: database `{prefix}_{tenant}` (made real by a marker
-//! collection) and a per-tenant user with `readWrite` on it where the
-//! server supports users. Undo drops both.
+//! Mongo step: database `{prefix}_{tenant}` (made real by inserting its
+//! marker document `_landlord {_id: "owner", tenant_id}`) and a per-tenant
+//! user with `readWrite` on it where the server supports users. A database
+//! without our marker is someone else's: refused at create, left alone by
+//! undo. Undo drops ours and its user.
 
+use super::claim::{foreign, left_alone};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::secrets::{SecretStore, generate_password};
@@ -14,7 +17,9 @@ use tracing::Instrument;
 
 pub struct Mongo;
 
+/// Collection and id of the marker document `{_id: "owner", tenant_id}`.
 const MARKER: &str = "_landlord";
+const MARKER_ID: &str = "owner";
 /// Servers without user management answer createUser with one of these:
 /// CommandNotFound, CommandNotSupported, NotImplemented.
 const UNSUPPORTED: &[i32] = &[59, 115, 238];
@@ -96,6 +101,74 @@ async fn ensure_user(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Resul
     Ok(true)
 }
 
+const NOT_MARKED: &str = "no marker document for this tenant";
+
+enum Owner {
+    Absent,
+    Ours,
+    Foreign,
+}
+
+/// Whether database `name` exists and holds our marker document.
+async fn owner(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<Owner, StepError> {
+    let tenant_id = ctx.require_tenant_id()?.to_string();
+    let names = client(ctx)?
+        .list_database_names()
+        .into_future()
+        .instrument(mongo_span("listDatabases"))
+        .await
+        .map_err(mongo_error)?;
+    if !names.iter().any(|n| n == name) {
+        return Ok(Owner::Absent);
+    }
+    let marker = db
+        .collection::<Document>(MARKER)
+        .find_one(doc! { "_id": MARKER_ID })
+        .into_future()
+        .instrument(mongo_span("find"))
+        .await
+        .map_err(mongo_error)?;
+    let ours = marker
+        .as_ref()
+        .and_then(|m| m.get_str("tenant_id").ok())
+        .is_some_and(|t| t == tenant_id);
+    Ok(if ours { Owner::Ours } else { Owner::Foreign })
+}
+
+/// Makes the database ours: inserting the marker document is what creates
+/// it, so a database of ours is never without its mark. One that exists
+/// without it is someone else's.
+async fn ensure_marked(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<(), StepError> {
+    match owner(db, name, ctx).await? {
+        Owner::Ours => return Ok(()),
+        Owner::Foreign => return Err(foreign(&format!("mongo database {name}"), NOT_MARKED)),
+        Owner::Absent => {}
+    }
+    let tenant_id = ctx.require_tenant_id()?.to_string();
+    let inserted = db
+        .collection::<Document>(MARKER)
+        .insert_one(doc! { "_id": MARKER_ID, "tenant_id": &tenant_id })
+        .into_future()
+        .instrument(mongo_span("insert"))
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        // A marker appeared since we looked: ours only if it names us.
+        Err(e) if is_duplicate_key(&e) => match owner(db, name, ctx).await? {
+            Owner::Ours => Ok(()),
+            _ => Err(foreign(&format!("mongo database {name}"), NOT_MARKED)),
+        },
+        Err(e) => Err(mongo_error(e)),
+    }
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => w.code == 11000,
+        _ => code(e) == Some(11000),
+    }
+}
+
 #[async_trait]
 impl Step for Mongo {
     fn name(&self) -> &'static str {
@@ -105,17 +178,7 @@ impl Step for Mongo {
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
-        let marker = db.collection::<Document>(MARKER);
-        marker
-            .update_one(
-                doc! { "_id": "tenant" },
-                doc! { "$set": { "tenant": ctx.key.as_str() } },
-            )
-            .upsert(true)
-            .into_future()
-            .instrument(mongo_span("update_one"))
-            .await
-            .map_err(mongo_error)?;
+        ensure_marked(&db, &name, ctx).await?;
         let user = ensure_user(&db, &name, ctx).await?;
         let mut resources = vec![json!({ "kind": "mongo_database", "name": name })];
         if user {
@@ -132,23 +195,30 @@ impl Step for Mongo {
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
-        match db
-            .run_command(doc! { "dropUser": &name })
-            .into_future()
-            .instrument(mongo_span("dropUser"))
-            .await
-        {
-            // UserNotFound, or no user management at all.
-            Err(e) if !code(&e).is_some_and(|c| c == 11 || UNSUPPORTED.contains(&c)) => {
-                return Err(mongo_error(e));
+        match owner(&db, &name, ctx).await? {
+            Owner::Ours => {
+                match db
+                    .run_command(doc! { "dropUser": &name })
+                    .into_future()
+                    .instrument(mongo_span("dropUser"))
+                    .await
+                {
+                    // UserNotFound, or no user management at all.
+                    Err(e) if !code(&e).is_some_and(|c| c == 11 || UNSUPPORTED.contains(&c)) => {
+                        return Err(mongo_error(e));
+                    }
+                    _ => {}
+                }
+                db.drop()
+                    .into_future()
+                    .instrument(mongo_span("dropDatabase"))
+                    .await
+                    .map_err(mongo_error)?;
             }
-            _ => {}
+            // Someone else's database (and so its user): untouched.
+            Owner::Foreign => left_alone(ctx, "mongo_database", &name, NOT_MARKED),
+            Owner::Absent => {}
         }
-        db.drop()
-            .into_future()
-            .instrument(mongo_span("dropDatabase"))
-            .await
-            .map_err(mongo_error)?;
         SecretStore::delete(&ctx.deps.master, &secret_ref(&name))
             .await
             .map_err(StepError::transient)

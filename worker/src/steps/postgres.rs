@@ -1,11 +1,14 @@
 //! Postgres step: a login role with a generated password and a database
 //! cloned from the template (seed 003), CONNECT revoked from PUBLIC.
+//! Both carry a comment with the tenant's id; a role or database of the
+//! same name without it is someone else's and is never adopted or dropped.
 //!
 //! Everything runs under one advisory lock per template: Postgres refuses to
 //! clone a template that another session is using (SQLSTATE 55006), so
 //! clones of one template are serialized, and the lock also makes the
 //! check-then-create of role and database race-free.
 
+use super::claim::{foreign, left_alone, mark_text};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::secrets::{SecretStore, generate_password};
@@ -39,9 +42,24 @@ pub(super) async fn single_connection(opts: PgConnectOptions) -> Result<sqlx::Pg
         .await?)
 }
 
-/// Comment put on roles we create, so we never adopt or drop someone else's.
-pub(super) fn ownership_comment(ctx: &StepCtx) -> String {
-    format!("landlord tenant {}", ctx.key)
+/// Comment put on roles and databases we create, keyed on the tenant's
+/// id, so we never adopt or drop someone else's of the same name.
+pub(super) fn ownership_comment(ctx: &StepCtx) -> Result<String, StepError> {
+    Ok(mark_text(ctx.require_tenant_id()?))
+}
+
+/// The comment on role `role`: `None` when there is no such role,
+/// `Some(None)` when it has no comment.
+pub(super) async fn role_comment(
+    conn: &mut PgConnection,
+    role: &PgIdent,
+) -> Result<Option<Option<String>>, StepError> {
+    Ok(sqlx::query_scalar(
+        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(role.as_str())
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// Options for a maintenance connection to database `db` on the tenant
@@ -111,6 +129,9 @@ async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
     Ok(())
 }
 
+/// Creates the role with its mark in one transaction (role DDL is
+/// transactional), or takes over our own after a crash; a role of the same
+/// name without our mark is refused.
 #[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_role"))]
 async fn ensure_role(
     conn: &mut PgConnection,
@@ -118,19 +139,15 @@ async fn ensure_role(
     secrets: &SecretStore,
 ) -> Result<(), StepError> {
     let role = ctx.names.postgres_role();
-    let existing: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-    )
-    .bind(role.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let comment = ownership_comment(ctx);
+    let comment = ownership_comment(ctx)?;
+    let existing = role_comment(conn, &role).await?;
     if let Some(found) = &existing
         && found.as_deref() != Some(comment.as_str())
     {
-        return Err(StepError::permanent(format!(
-            "role {role} exists and is not managed by landlord"
-        )));
+        return Err(foreign(
+            &format!("postgres role {role}"),
+            "no comment marking it for this tenant",
+        ));
     }
     // A re-run after a crash cannot know whether the old password was
     // stored, so it sets a fresh one and stores that: one secret, one role.
@@ -151,17 +168,19 @@ async fn ensure_role(
     } else {
         "CREATE"
     };
+    let mut tx = conn.begin().await?;
     exec_ddl(
-        &mut *conn,
+        &mut tx,
         format!(
-            "{verb} ROLE {} WITH LOGIN PASSWORD {}",
+            "{verb} ROLE {} WITH LOGIN PASSWORD {} CONNECTION LIMIT {}",
             role.quoted(),
-            quote_literal(password.expose_secret())
+            quote_literal(password.expose_secret()),
+            ctx.deps.cfg.tenant_connection_limit
         ),
     )
     .await?;
     exec_ddl(
-        &mut *conn,
+        &mut tx,
         format!(
             "COMMENT ON ROLE {} IS {}",
             role.quoted(),
@@ -169,32 +188,93 @@ async fn ensure_role(
         ),
     )
     .await?;
-    Ok(())
+    tx.commit().await?;
+    deny_master(conn, ctx, &role).await
 }
 
-/// Owner of database `db`, if it exists.
-async fn database_owner(
+/// A library that does not exist, as a per-database session default.
+const NO_CONNECT_LIBRARY: &str = "landlord_tenant_role_may_not_connect_here";
+
+/// Keeps the tenant's role out of the master database when it lives on the
+/// tenant server. CONNECT there comes from PUBLIC, which is not ours to
+/// revoke, and Postgres has no per-role deny; so the role gets, in that
+/// database only, a superuser-only session default naming a library that
+/// does not exist: its sessions there end at start-up with FATAL, and the
+/// role cannot reset the setting itself. DROP ROLE removes it.
+async fn deny_master(
     conn: &mut PgConnection,
+    ctx: &StepCtx,
+    role: &PgIdent,
+) -> Result<(), StepError> {
+    let master: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(&ctx.deps.master)
+        .await?;
+    let shared: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&master)
+            .fetch_one(&mut *conn)
+            .await?;
+    if !shared {
+        return Ok(());
+    }
+    let sql = format!(
+        "ALTER ROLE {} IN DATABASE {} SET session_preload_libraries = {}",
+        role.quoted(),
+        landlord_shared::tenant::quote_ident(&master),
+        quote_literal(NO_CONNECT_LIBRARY)
+    );
+    match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+            Err(StepError::permanent(format!(
+                "cannot keep role {role} out of the master database {master}: the admin role \
+                 needs superuser or GRANT SET ON PARAMETER session_preload_libraries"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether database `db` is ours: it carries our comment, or it is owned by
+/// our (marked) role — CREATE DATABASE cannot share a transaction with its
+/// comment, so a crash between the two leaves only the owner to tell.
+/// `None` when it does not exist.
+async fn database_is_ours(
+    conn: &mut PgConnection,
+    ctx: &StepCtx,
     db: &PgIdent,
-) -> Result<Option<String>, StepError> {
-    Ok(sqlx::query_scalar(
-        "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+) -> Result<Option<bool>, StepError> {
+    let found: Option<(Option<String>, String)> = sqlx::query_as(
+        "SELECT shobj_description(oid, 'pg_database'), pg_get_userbyid(datdba)::text
+         FROM pg_database WHERE datname = $1",
     )
     .bind(db.as_str())
     .fetch_optional(&mut *conn)
-    .await?)
+    .await?;
+    let Some((comment, owner)) = found else {
+        return Ok(None);
+    };
+    let mark = ownership_comment(ctx)?;
+    if comment.as_deref() == Some(mark.as_str()) {
+        return Ok(Some(true));
+    }
+    let role = ctx.names.postgres_role();
+    let owner_is_ours = owner == role.as_str()
+        && role_comment(conn, &role).await?.flatten().as_deref() == Some(mark.as_str());
+    Ok(Some(owner_is_ours))
 }
 
 #[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_database"))]
 async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), StepError> {
     let db = ctx.names.postgres_db();
     let role = ctx.names.postgres_role();
-    match database_owner(conn, &db).await? {
-        Some(owner) if owner == role.as_str() => {}
-        Some(owner) => {
-            return Err(StepError::permanent(format!(
-                "database {db} exists and is owned by {owner}"
-            )));
+    match database_is_ours(conn, ctx, &db).await? {
+        Some(true) => {}
+        Some(false) => {
+            return Err(foreign(
+                &format!("postgres database {db}"),
+                "neither marked for this tenant nor owned by its role",
+            ));
         }
         None => {
             let template = template_db(&ctx.deps.cfg.name_prefix);
@@ -210,6 +290,15 @@ async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
             .await?;
         }
     }
+    exec_ddl(
+        &mut *conn,
+        format!(
+            "COMMENT ON DATABASE {} IS {}",
+            db.quoted(),
+            quote_literal(&ownership_comment(ctx)?)
+        ),
+    )
+    .await?;
     exec_ddl(
         &mut *conn,
         format!(
@@ -271,23 +360,36 @@ impl Step for Postgres {
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let db = ctx.names.postgres_db();
         let role = ctx.names.postgres_role();
+        let mark = ownership_comment(ctx)?;
         let mut conn = locked_connection(ctx).await?;
         let result = async {
-            if database_owner(&mut conn, &db).await?.as_deref() == Some(role.as_str()) {
-                exec_ddl(
-                    &mut conn,
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted()),
-                )
-                .await?;
+            match database_is_ours(&mut conn, ctx, &db).await? {
+                Some(true) => {
+                    exec_ddl(
+                        &mut conn,
+                        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.quoted()),
+                    )
+                    .await?;
+                }
+                Some(false) => left_alone(
+                    ctx,
+                    "postgres_database",
+                    db.as_str(),
+                    "neither marked for this tenant nor owned by its role",
+                ),
+                None => {}
             }
-            let comment: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-            )
-            .bind(role.as_str())
-            .fetch_optional(&mut conn)
-            .await?;
-            if comment.flatten().as_deref() == Some(ownership_comment(ctx).as_str()) {
-                exec_ddl(&mut conn, format!("DROP ROLE IF EXISTS {}", role.quoted())).await?;
+            match role_comment(&mut conn, &role).await? {
+                Some(Some(c)) if c == mark => {
+                    exec_ddl(&mut conn, format!("DROP ROLE IF EXISTS {}", role.quoted())).await?;
+                }
+                Some(_) => left_alone(
+                    ctx,
+                    "postgres_role",
+                    role.as_str(),
+                    "no comment marking it for this tenant",
+                ),
+                None => {}
             }
             SecretStore::delete(&ctx.deps.master, &secret_ref(&db))
                 .await

@@ -1,7 +1,10 @@
 //! Qdrant step: collection `{prefix}_{tenant}_vectors` with the configured
-//! vector size and distance. An existing collection with the same config is
-//! success; a different config is a permanent error. Undo deletes it.
+//! vector size and distance, marked with `metadata.landlord_tenant` = the
+//! tenant's id in the create request. An existing collection is ours only
+//! with that mark (the same config is not enough); ours with a different
+//! config is a permanent error. Undo deletes ours only.
 
+use super::claim::{foreign, left_alone};
 use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::step::{Step, StepCtx, StepError};
@@ -33,21 +36,49 @@ fn request(ctx: &StepCtx, method: Method, collection: &str) -> Result<RequestBui
     })
 }
 
-/// The collection's (size, distance), or `None` when it does not exist.
-async fn existing(ctx: &StepCtx, collection: &str) -> Result<Option<(u64, String)>, StepError> {
+/// Key of our mark in the collection's `metadata` (v1.19
+/// `CreateCollection.metadata`, returned as `CollectionConfig.metadata`).
+const MARK_KEY: &str = "landlord_tenant";
+const NOT_MARKED: &str = "no landlord_tenant metadata for this tenant";
+
+/// An existing collection: its (size, distance) and whether it carries our
+/// mark.
+struct Found {
+    vectors: (u64, String),
+    ours: bool,
+}
+
+/// The collection as the server shows it, or `None` when it does not exist.
+async fn existing(ctx: &StepCtx, collection: &str) -> Result<Option<Found>, StepError> {
+    let tenant_id = ctx.require_tenant_id()?.to_string();
     let resp = request(ctx, Method::GET, collection)?.traced_send().await?;
     match resp.status() {
         StatusCode::NOT_FOUND => Ok(None),
         s if s.is_success() => {
             let body: Value = resp.json().await?;
-            let vectors = &body["result"]["config"]["params"]["vectors"];
-            Ok(Some((
-                vectors["size"].as_u64().unwrap_or_default(),
-                vectors["distance"].as_str().unwrap_or_default().to_owned(),
-            )))
+            let config = &body["result"]["config"];
+            let vectors = &config["params"]["vectors"];
+            Ok(Some(Found {
+                vectors: (
+                    vectors["size"].as_u64().unwrap_or_default(),
+                    vectors["distance"].as_str().unwrap_or_default().to_owned(),
+                ),
+                ours: config["metadata"][MARK_KEY].as_str() == Some(tenant_id.as_str()),
+            }))
         }
         _ => Err(unexpected(&format!("GET collection {collection}"), resp).await),
     }
+}
+
+/// Ours (mark first: the same config is not enough) with the wanted config.
+fn check_found(cfg: &QdrantConfig, collection: &str, found: &Found) -> Result<(), StepError> {
+    if !found.ours {
+        return Err(foreign(
+            &format!("qdrant collection {collection}"),
+            NOT_MARKED,
+        ));
+    }
+    check_config(cfg, collection, &found.vectors)
 }
 
 fn check_config(
@@ -74,10 +105,12 @@ impl Step for Qdrant {
         let cfg = config(ctx)?;
         let collection = ctx.names.qdrant_collection();
         match existing(ctx, &collection).await? {
-            Some(found) => check_config(cfg, &collection, &found)?,
+            Some(found) => check_found(cfg, &collection, &found)?,
             None => {
-                let body =
-                    json!({ "vectors": { "size": cfg.vector_size, "distance": cfg.distance } });
+                let body = json!({
+                    "vectors": { "size": cfg.vector_size, "distance": cfg.distance },
+                    "metadata": { MARK_KEY: ctx.require_tenant_id()?.to_string() },
+                });
                 let resp = request(ctx, Method::PUT, &collection)?
                     .json(&body)
                     .traced_send()
@@ -89,7 +122,7 @@ impl Step for Qdrant {
                         let found = existing(ctx, &collection)
                             .await?
                             .ok_or_else(|| StepError::transient("collection vanished"))?;
-                        check_config(cfg, &collection, &found)?;
+                        check_found(cfg, &collection, &found)?;
                     }
                     _ => {
                         return Err(
@@ -109,6 +142,15 @@ impl Step for Qdrant {
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let collection = ctx.names.qdrant_collection();
+        match existing(ctx, &collection).await? {
+            None => return Ok(()),
+            Some(found) if !found.ours => {
+                // Someone else's, even with the same config: untouched.
+                left_alone(ctx, "qdrant_collection", &collection, NOT_MARKED);
+                return Ok(());
+            }
+            Some(_) => {}
+        }
         let resp = request(ctx, Method::DELETE, &collection)?
             .traced_send()
             .await?;

@@ -1,6 +1,7 @@
 //! Soft deprovisioning: the tenant's realm stays with its users and
 //! clients, but disabled, so no one can sign in or get a token.
 
+use super::super::claim::left_alone;
 use super::super::identity::{is_ours, keycloak};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
@@ -13,9 +14,16 @@ async fn set_enabled(ctx: &StepCtx, enabled: bool) -> Result<Value, StepError> {
     let realm = ctx.names.realm();
     match is_ours(kc, &realm, ctx).await? {
         None => Ok(json!({ "realm": null })), // never created, or already dropped
-        Some(false) => Err(StepError::permanent(format!(
-            "realm {realm} is not managed by landlord"
-        ))),
+        Some(false) => {
+            // Someone else's realm of the same name: not ours to disable.
+            left_alone(
+                ctx,
+                "keycloak_realm",
+                &realm,
+                "no landlord.tenant attribute for this tenant",
+            );
+            Ok(json!({ "realm": null, "left_alone": realm }))
+        }
         Some(true) => {
             kc.put(&format!("/{realm}"), &json!({ "enabled": enabled }))
                 .await?;

@@ -2,6 +2,7 @@
 //! created by running that step's own undo, which already knows how to
 //! remove its resources idempotently and only when they are ours.
 
+use super::super::claim::collect;
 use crate::engine::store::mark_resources_deleted;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
@@ -69,13 +70,15 @@ impl Step for DropResources {
         // the backend.
         let resources = live_resources(master, tenant_id, step).await?;
         let checkpoint = provision_checkpoint(master, ctx.key.as_str(), step).await?;
-        self.undoes.compensate(ctx, checkpoint.as_ref()).await?;
+        // What the undo finds but is not ours stays, and is listed.
+        let (undone, left_alone) = collect(self.undoes.compensate(ctx, checkpoint.as_ref())).await;
+        undone?;
         mark_resources_deleted(master, tenant_id, step).await?;
         let dropped: Vec<Value> = resources
             .into_iter()
             .map(|(kind, name)| json!({ "kind": kind, "name": name }))
             .collect();
-        Ok(json!({ "dropped": dropped }))
+        Ok(json!({ "dropped": dropped, "left_alone": left_alone }))
     }
 
     async fn compensate(&self, _: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {

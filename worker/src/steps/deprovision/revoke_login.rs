@@ -1,7 +1,8 @@
 //! Soft deprovisioning: the tenant's Postgres role keeps its database but
 //! may no longer log in, and its open sessions are ended.
 
-use super::super::postgres::{admin_options, exec_ddl, ownership_comment};
+use super::super::claim::left_alone;
+use super::super::postgres::{admin_options, exec_ddl, ownership_comment, role_comment};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -14,19 +15,18 @@ async fn set_login(ctx: &StepCtx, login: bool) -> Result<Option<String>, StepErr
     let role = ctx.names.postgres_role();
     let mut conn = PgConnection::connect_with(&admin_options(ctx)?).await?;
     let result = async {
-        let comment: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-        )
-        .bind(role.as_str())
-        .fetch_optional(&mut conn)
-        .await?;
-        let Some(comment) = comment else {
+        let Some(comment) = role_comment(&mut conn, &role).await? else {
             return Ok(None);
         };
-        if comment.as_deref() != Some(ownership_comment(ctx).as_str()) {
-            return Err(StepError::permanent(format!(
-                "role {role} is not managed by landlord"
-            )));
+        if comment.as_deref() != Some(ownership_comment(ctx)?.as_str()) {
+            // Someone else's role of the same name: not ours to lock out.
+            left_alone(
+                ctx,
+                "postgres_role",
+                role.as_str(),
+                "no comment marking it for this tenant",
+            );
+            return Ok(None);
         }
         let attr = if login { "LOGIN" } else { "NOLOGIN" };
         exec_ddl(&mut conn, format!("ALTER ROLE {} {attr}", role.quoted())).await?;

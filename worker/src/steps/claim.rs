@@ -1,0 +1,100 @@
+//! Ownership of resources on other servers: the mark we put on them, the
+//! claims that cover a create whose mark comes in a second request, and how
+//! an undo reports what it left alone.
+//!
+//! A claim (`resource_claims`) is written, and committed on its own, only
+//! after the resource was seen to be absent and before it is created. On a
+//! later attempt, "exists, has no mark, and we claimed it" means a create of
+//! ours was interrupted before its mark was set.
+
+use crate::step::{StepCtx, StepError};
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use uuid::Uuid;
+
+/// The text of our mark: the tenant's id, never its (reusable) name.
+pub(super) fn mark_text(tenant_id: Uuid) -> String {
+    format!("landlord tenant {tenant_id}")
+}
+
+/// Records that this run is about to create `kind`/`name`. A claim of the
+/// same tenant (an earlier attempt or run) is renewed; another tenant's
+/// claim is a permanent error.
+pub(super) async fn claim(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), StepError> {
+    let tenant_id = ctx.require_tenant_id()?;
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO resource_claims (kind, name, tenant_id, run_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, name) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = now()
+            WHERE resource_claims.tenant_id = EXCLUDED.tenant_id
+         RETURNING tenant_id",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(tenant_id)
+    .bind(ctx.run.id)
+    .fetch_optional(&ctx.deps.master)
+    .await?;
+    if claimed.is_none() {
+        return Err(StepError::permanent(format!(
+            "{kind} {name} is claimed by another tenant"
+        )));
+    }
+    Ok(())
+}
+
+/// True when this tenant claimed `kind`/`name`.
+pub(super) async fn is_claimed(ctx: &StepCtx, kind: &str, name: &str) -> Result<bool, StepError> {
+    let tenant_id = ctx.require_tenant_id()?;
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM resource_claims
+                        WHERE kind = $1 AND name = $2 AND tenant_id = $3)",
+    )
+    .bind(kind)
+    .bind(name)
+    .bind(tenant_id)
+    .fetch_one(&ctx.deps.master)
+    .await?)
+}
+
+/// Forgets this tenant's claim once the resource is gone.
+pub(super) async fn release(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), StepError> {
+    let tenant_id = ctx.require_tenant_id()?;
+    sqlx::query("DELETE FROM resource_claims WHERE kind = $1 AND name = $2 AND tenant_id = $3")
+        .bind(kind)
+        .bind(name)
+        .bind(tenant_id)
+        .execute(&ctx.deps.master)
+        .await?;
+    Ok(())
+}
+
+/// The error a create returns for a resource that exists and is not ours.
+pub(super) fn foreign(what: &str, why: &str) -> StepError {
+    StepError::permanent(format!("{what} exists and is not Landlord's ({why})"))
+}
+
+tokio::task_local! {
+    static LEFT_ALONE: RefCell<Vec<Value>>;
+}
+
+/// An undo found `kind`/`name` but it is not ours: it stays as it is. Logged
+/// at warn, and listed by a hard deprovisioning step (see [`collect`]).
+pub(super) fn left_alone(ctx: &StepCtx, kind: &str, name: &str, why: &str) {
+    tracing::warn!(tenant = %ctx.key, run_id = %ctx.run.id, kind, name,
+        "left {kind} {name} alone: it is not Landlord's ({why})");
+    let _ = LEFT_ALONE.try_with(|list| {
+        list.borrow_mut()
+            .push(json!({ "kind": kind, "name": name, "reason": why }));
+    });
+}
+
+/// Runs `fut` and returns what it left alone besides its result.
+pub(super) async fn collect<T>(fut: impl Future<Output = T>) -> (T, Vec<Value>) {
+    LEFT_ALONE
+        .scope(RefCell::new(Vec::new()), async move {
+            let out = fut.await;
+            let list = LEFT_ALONE.with(|l| l.take());
+            (out, list)
+        })
+        .await
+}
