@@ -1,8 +1,9 @@
 //! Postgres itself goes away while runs are in flight: stopped for 10 s,
 //! then restarted after a 1.5 s blip. Two real `landlord worker` processes
 //! ride both out without an operator (they reconnect as new apalis
-//! workers), the API answers 503 quickly meanwhile, and every run completes
-//! once, with nothing duplicated and no job left `Running`.
+//! workers), a third stops on SIGTERM during the outage, the API answers
+//! 503 quickly meanwhile, and every run completes once, with nothing
+//! duplicated and no job left `Running`.
 //! Its own test binary: stopping Postgres must not overlap other tests.
 
 #[path = "it/harness.rs"]
@@ -115,6 +116,23 @@ fn assert_alive(workers: &mut [Child], when: &str) {
     }
 }
 
+/// SIGTERM, then the exit status within `within`.
+async fn terminate(w: &mut Child, within: Duration) -> (std::process::ExitStatus, Duration) {
+    let pid = w.id().unwrap().to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let t = Instant::now();
+    let exit = tokio::time::timeout(within, w.wait())
+        .await
+        .expect("worker stops promptly on SIGTERM")
+        .unwrap();
+    (exit, t.elapsed())
+}
+
 struct Http {
     client: reqwest::Client,
     api: String,
@@ -220,13 +238,15 @@ fn median_max(mut d: Vec<Duration>) -> (Duration, Duration) {
 
 /// One outage: `count` runs started, Postgres stopped once they are
 /// mid-flight, started again after `down_for`. During the long outage the
-/// API and the worker's metrics are probed. Returns the phase's run ids.
-#[allow(clippy::too_many_arguments)]
+/// API and the worker's metrics are probed and `quitter` gets SIGTERM.
+/// Returns the phase's run ids.
+#[expect(clippy::too_many_arguments)]
 async fn outage(
     env: &TestEnv,
     cluster: &Cluster,
     http: &Http,
     workers: &mut [Child],
+    mut quitter: Option<Child>,
     metrics: &str,
     label: &str,
     count: usize,
@@ -279,6 +299,12 @@ async fn outage(
             t.elapsed()
         );
         assert_alive(workers, "during the outage");
+        if let Some(w) = quitter.as_mut() {
+            // Stopping is not held up by the reconnect loop.
+            let (exit, took) = terminate(w, Duration::from_secs(15)).await;
+            eprintln!("[{label}] a third worker stopped {took:?} after SIGTERM during the outage");
+            assert!(exit.success(), "{exit:?}");
+        }
     }
     tokio::time::sleep(down_for.saturating_sub(down.elapsed())).await;
     assert_alive(workers, "during the outage");
@@ -362,6 +388,8 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
         ),
         worker_process(&env, &[slow], &logs.path().join("b.log")),
     ];
+    // A third one holds runs too and is stopped during the outage.
+    let quitter = worker_process(&env, &[slow], &logs.path().join("c.log"));
     let pids: Vec<_> = workers.iter().map(|w| w.id().unwrap()).collect();
     let http = Http {
         client: reqwest::Client::builder()
@@ -378,6 +406,7 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
         &cluster,
         &http,
         &mut workers,
+        Some(quitter),
         &metrics,
         "long",
         10,
@@ -390,6 +419,7 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
             &cluster,
             &http,
             &mut workers,
+            None,
             &metrics,
             "blip",
             6,
@@ -471,26 +501,12 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
 
     // Each process logged its reconnects, and SIGTERM still stops it.
     for (i, w) in workers.iter_mut().enumerate() {
-        let pid = w.id().unwrap().to_string();
-        let status = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success());
-        let t = Instant::now();
-        let exit = tokio::time::timeout(Duration::from_secs(20), w.wait())
-            .await
-            .expect("worker stops promptly on SIGTERM")
-            .unwrap();
+        let (exit, took) = terminate(w, Duration::from_secs(20)).await;
         assert!(exit.success(), "worker {i}: {exit:?}");
         let log = std::fs::read_to_string(logs.path().join(if i == 0 { "a.log" } else { "b.log" }))
             .unwrap();
         let reconnects = log.matches("starting a new one").count();
-        eprintln!(
-            "worker {i}: {reconnects} reconnects logged, stopped {:?} after SIGTERM",
-            t.elapsed()
-        );
+        eprintln!("worker {i}: {reconnects} reconnects logged, stopped {took:?} after SIGTERM");
         assert!(reconnects >= 2, "worker {i} log:\n{log}");
     }
     api.stop().await;
