@@ -43,4 +43,4 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Status>> {
 /// A probe answers within a second: a database that has not answered by
 /// then is unreachable as far as a load balancer is concerned (the pool
 /// would keep trying for `DB_ACQUIRE_TIMEOUT`).
-const READY_WITHIN: Duration = Duration::from_millis(800);
+const READY_WITHIN: Duration = Duration::from_millis(700);
