@@ -373,7 +373,15 @@ async fn wait_jobs_settled(env: &TestEnv) {
 async fn workers_and_api_ride_out_a_postgres_restart() {
     let cluster = Cluster::from_env();
     let env = TestEnv::new(&[]).await;
+    // TEST_LOG keeps the worker logs (and prints where) even if it fails.
     let logs = tempfile::tempdir().unwrap();
+    let logs = if std::env::var_os("TEST_LOG").is_some() {
+        let kept = logs.keep();
+        eprintln!("worker logs in {}", kept.display());
+        Logs::Kept(kept)
+    } else {
+        Logs::Temp(logs)
+    };
     let token = create_token(&env, "system:*").await;
     let api: ApiProcess = spawn_api(&env).await;
     let metrics = format!("127.0.0.1:{}", free_port());
@@ -510,7 +518,18 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
         assert!(reconnects >= 2, "worker {i} log:\n{log}");
     }
     api.stop().await;
-    if std::env::var_os("TEST_LOG").is_some() {
-        eprintln!("worker logs kept in {}", logs.keep().display());
+}
+
+enum Logs {
+    Temp(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl Logs {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(t) => t.path(),
+            Self::Kept(p) => p,
+        }
     }
 }
