@@ -155,8 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!("API listening on {bind}");
             let api_cfg = landlord_api::config::ApiConfig::from_env(&cfg)?;
             // A graceful stop lets main flush the request spans on exit.
-            landlord_api::serve_until(connect(&cfg).await?, api_cfg, listener, shutdown_signal())
-                .await?;
+            let pool = landlord_api::pool_options()
+                .connect(&cfg.master_database_url)
+                .await
+                .context("connecting to MASTER_DATABASE_URL")?;
+            landlord_api::serve_until(pool, api_cfg, listener, shutdown_signal()).await?;
         }
         Command::Provision {
             tenant,

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
+# tests/pg_outage.rs stops and starts this cluster with deploy/pg.sh.
+export LANDLORD_PG_PORT=${LANDLORD_PG_PORT:-54329}
 deploy/pg.sh start
 eval "$(deploy/pg.sh env)"
 deploy/stack.sh start

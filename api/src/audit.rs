@@ -3,7 +3,7 @@
 //! 422) are recorded too; unauthenticated ones never reach here.
 
 use crate::auth::Actor;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use serde_json::Value;
 use sqlx::PgExecutor;
@@ -48,6 +48,12 @@ pub async fn api_action<T>(
 ) -> ApiResult<(StatusCode, T)> {
     let status = match &outcome {
         Ok((status, _)) => status.as_u16(),
+        // The database is unreachable: writing the audit row would wait
+        // out the pool's acquire timeout a second time, and fail.
+        Err(e @ ApiError::Unavailable(_)) => {
+            tracing::warn!(action, target, "not audited: {e}");
+            return outcome;
+        }
         Err(e) => e.status().as_u16(),
     };
     let mut details = details;

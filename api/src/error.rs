@@ -156,15 +156,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The database is down, restarting or saturated: a condition to retry,
+/// not a bug. Besides the pool's own errors, a server that is shutting
+/// down or starting up answers with SQLSTATE class 08 (connection
+/// exception), 57P01–57P03 (admin/crash shutdown, cannot connect now) or
+/// 53300 (too many connections).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The database is down or saturated: a condition to retry, not a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!("master database unavailable: {e}");
-                Self::Unavailable("the master database is unavailable")
-            }
-            e => Self::Internal(e.into()),
+        if is_unavailable(&e) {
+            tracing::warn!("master database unavailable: {e}");
+            Self::Unavailable("the master database is unavailable")
+        } else {
+            Self::Internal(e.into())
         }
     }
 }

@@ -25,7 +25,9 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
+use std::time::Duration;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -119,6 +121,21 @@ pub fn router(state: AppState) -> Router {
 /// dropping the connection.
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// How long a request waits for a master-database connection. While the
+/// database is unreachable every connection attempt is refused and sqlx
+/// retries until this deadline, so it bounds how long a request takes to
+/// answer 503 (sqlx's default is 30 s). A saturated pool answers 503 too.
+pub const DB_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The API's master-database pool: fails fast when the database is
+/// unreachable and recovers by itself (connections that the server closed
+/// are noticed by the ping before use and replaced).
+pub fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(DB_ACQUIRE_TIMEOUT)
+        .test_before_acquire(true)
 }
 
 /// Serves with API tokens only (no JWT issuer), for tests and embedding.

@@ -23,9 +23,16 @@ pub struct Deps {
 
 impl Deps {
     pub async fn connect(cfg: Config) -> anyhow::Result<Self> {
+        // While Postgres is unreachable a query fails within the acquire
+        // timeout instead of hanging: an attempt fails fast, and apalis's
+        // own queries fail too, which ends the worker generation so that a
+        // new one reconnects (runner::supervise). Idle connections are
+        // pinged before use, so one the server closed is replaced, not
+        // handed to a step.
         let master = PgPoolOptions::new()
             .max_connections(u32::try_from(cfg.worker_concurrency).unwrap_or(4) + 4)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(3))
+            .test_before_acquire(true)
             .connect(&cfg.master_database_url)
             .await?;
         let admin_options = cfg

@@ -5,13 +5,17 @@ use crate::engine::Engine;
 use crate::steps::all_steps;
 use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use landlord_shared::config::Config;
 use landlord_shared::jobs::{NOTIFY_QUEUE, NotifyJob, STEP_QUEUE, StepJob, Traced};
 use landlord_shared::telemetry::remote_context;
 use sqlx::PgPool;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -84,54 +88,144 @@ fn backend<T>(
 }
 
 /// Consumes step and notification jobs until `shutdown` resolves;
-/// in-flight jobs finish first.
+/// in-flight jobs finish first. A lost connection to Postgres (restart,
+/// failover, blip) does not end it: see [`supervise`].
 pub async fn run_worker(
     engine: Arc<Engine>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let cfg = &engine.deps.cfg;
     let pool = engine.deps.master.clone();
-    let name = unique_worker_name();
-    tracing::info!(worker = %name, concurrency = cfg.worker_concurrency,
+    tracing::info!(concurrency = cfg.worker_concurrency,
         orphan_timeout = ?cfg.orphan_timeout(), "worker started");
-    let shutdown = shutdown.boxed().shared();
+    let stopping = stop_flag(shutdown);
     let metrics = match &cfg.metrics_bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind).await?;
             tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            // Each scrape reads the queue on its own; a scrape during an
+            // outage counts a scrape error and still answers.
             let server =
                 landlord_shared::metrics::serve(listener, pool.clone(), cfg.orphan_timeout());
             Some(tokio::spawn(server))
         }
         None => None,
     };
-    let steps = WorkerBuilder::new(name.clone())
-        .backend(backend::<Traced<StepJob>>(
-            cfg,
-            &pool,
-            STEP_QUEUE,
-            cfg.worker_concurrency,
-        ))
-        .concurrency(cfg.worker_concurrency)
-        .data(engine.clone())
-        .build(handle);
-    let notify = WorkerBuilder::new(format!("{name}-notify"))
-        .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
-        .concurrency(2)
-        .data(engine.clone())
-        .build(handle_notify);
-    let stop = |s: futures::future::Shared<_>| async move {
-        s.await;
-        Ok::<(), std::io::Error>(())
-    };
-    let (a, b) = tokio::join!(
-        steps.run_until(stop(shutdown.clone())),
-        notify.run_until(stop(shutdown))
-    );
+    let steps = supervise("steps", stopping.clone(), |name, stop| {
+        WorkerBuilder::new(name)
+            .backend(backend::<Traced<StepJob>>(
+                cfg,
+                &pool,
+                STEP_QUEUE,
+                cfg.worker_concurrency,
+            ))
+            .concurrency(cfg.worker_concurrency)
+            .data(engine.clone())
+            .build(handle)
+            .run_until(stop)
+    });
+    let notify = supervise("notify", stopping, |name, stop| {
+        WorkerBuilder::new(format!("{name}-notify"))
+            .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
+            .concurrency(2)
+            .data(engine.clone())
+            .build(handle_notify)
+            .run_until(stop)
+    });
+    let (a, b) = tokio::join!(steps, notify);
     if let Some(server) = metrics {
         server.abort();
     }
     a?;
     b?;
+    Ok(())
+}
+
+/// `true` once `shutdown` has resolved; readable at any time, unlike the
+/// future itself.
+fn stop_flag(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => { let _ = tx.send(true); }
+            // Every receiver dropped: the worker is gone already.
+            () = tx.closed() => {}
+        }
+    });
+    rx
+}
+
+/// Resolves once the stop flag is raised (or its sender is gone).
+async fn stopped(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
+}
+
+/// Waits between worker generations: exponential with jitter, capped at a
+/// few seconds so a worker is back soon after Postgres is.
+fn reconnect_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(3))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// A generation that ran this long before it failed was healthy: the next
+/// failure starts the backoff over.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Runs one apalis worker after another until the stop flag is raised.
+///
+/// apalis-postgres 1.0 turns any failed query of its own (register,
+/// heartbeat, fetch, ack) into a dead backend: `run_until` returns
+/// `WorkerError::BackendError` and the worker cannot be resumed (trap 11).
+/// So each failure ends a *generation*: the worker, its backend and its
+/// LISTEN connection are dropped, and after a backoff a new generation
+/// starts under a new name (apalis tracks liveness per name, trap 2). Jobs
+/// the dead generation held (fetched, running, or finished but not acked)
+/// stay locked to its name until its heartbeat is `orphan_timeout` old; then
+/// any live worker's register or heartbeat re-queues them and the engine's
+/// guarded transitions make the re-delivery safe. The dropped handlers are
+/// cancelled like a crashed process's (their step bodies are aborted).
+async fn supervise<B, Fut>(
+    role: &'static str,
+    stopping: watch::Receiver<bool>,
+    mut build: B,
+) -> anyhow::Result<()>
+where
+    B: FnMut(String, BoxFuture<'static, std::io::Result<()>>) -> Fut,
+    Fut: Future<Output = Result<(), WorkerError>>,
+{
+    let mut delays = reconnect_delays();
+    for generation in 1u64.. {
+        let name = unique_worker_name();
+        tracing::info!(worker = %name, role, generation, "starting queue worker");
+        let stop = stopped(stopping.clone()).map(Ok).boxed();
+        let started = Instant::now();
+        let result = build(name.clone(), stop).await;
+        if *stopping.borrow() {
+            if let Err(e) = result {
+                tracing::warn!(worker = %name, role, "stopped with an error: {e}");
+            }
+            return Ok(());
+        }
+        let why = match result {
+            Ok(()) => "its job stream ended".to_owned(),
+            Err(e @ (WorkerError::BackendError(_) | WorkerError::PanicError(_))) => e.to_string(),
+            Err(e) => return Err(e.into()),
+        };
+        if started.elapsed() >= HEALTHY_AFTER {
+            delays = reconnect_delays();
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(3));
+        tracing::warn!(worker = %name, role, generation, retry_in = ?delay,
+            "queue worker lost the database ({why}); starting a new one");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(stopping.clone()) => return Ok(()),
+        }
+    }
     Ok(())
 }

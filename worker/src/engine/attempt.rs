@@ -63,12 +63,26 @@ fn observe(name: &str, direction: &str, started: Instant, err: Option<&StepError
     metrics().step_attempt(name, direction, outcome, started.elapsed());
 }
 
+/// Aborts the step's task when the attempt is dropped: a worker generation
+/// that lost the database drops its handlers (runner::supervise), and the
+/// step body must stop with them, as in a crashed process, rather than run
+/// on beside the re-delivered attempt.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn guard<T>(
     name: &str,
-    mut task: tokio::task::JoinHandle<Result<T, StepError>>,
+    task: tokio::task::JoinHandle<Result<T, StepError>>,
     timeout: Duration,
 ) -> Result<T, StepError> {
-    match tokio::time::timeout(timeout, &mut task).await {
+    let mut task = AbortOnDrop(task);
+    let task = &mut task.0;
+    match tokio::time::timeout(timeout, &mut *task).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(StepError::transient(format!(
             "step {name} panicked: {}",
