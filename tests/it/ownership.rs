@@ -117,7 +117,9 @@ async fn prove_left_alone(
     let worker = env.spawn_worker_with(worker_vars).await;
     let refused = |msg: &str| msg.contains(resource) && msg.contains("is not Landlord's");
 
-    let run = start_provision(&env.pool, &key, &params(tenant), true, Some("own-rollback"))
+    let mut cfg = env.cfg.clone();
+    cfg.rollback_on_failure = true;
+    let run = start_provision(&env.pool, &cfg, &key, &params(tenant), Some("own-rollback"))
         .await
         .unwrap()
         .run;
@@ -139,7 +141,8 @@ async fn prove_left_alone(
         Vec::<String>::new()
     );
 
-    let run = start_provision(&env.pool, &key, &params(tenant), false, Some("own-kept"))
+    cfg.rollback_on_failure = false;
+    let run = start_provision(&env.pool, &cfg, &key, &params(tenant), Some("own-kept"))
         .await
         .unwrap()
         .run;

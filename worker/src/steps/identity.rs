@@ -110,6 +110,10 @@ pub(super) async fn is_ours(
 }
 
 const REALM_KIND: &str = "keycloak_realm";
+/// How long an attempt waits for an earlier attempt's realm create that
+/// Keycloak is still committing (a realm import takes tens of seconds on a
+/// busy server).
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 const NOT_MARKED: &str = "no landlord.tenant attribute for this tenant";
 
 /// A realm without our attribute is ours only if we claimed its name before
@@ -157,14 +161,23 @@ async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), S
     if kc.create_realm(&rep).await? {
         return Ok(());
     }
-    match owner(kc, realm, ctx).await? {
-        RealmOwner::Ours => Ok(()),
-        RealmOwner::Unmarked(rep) => adopt_if_claimed(kc, realm, ctx, rep).await,
-        // Keycloak refused the create as a duplicate but cannot show it yet:
-        // an earlier attempt's create is still committing. Wait for it.
-        RealmOwner::Absent => Err(StepError::transient(format!(
-            "realm {realm}: an earlier create is still committing"
-        ))),
+    // Keycloak refused the create as a duplicate but may not show it yet:
+    // an earlier attempt's create is still committing. Wait for it within
+    // this attempt, so the wait does not use up the retry budget.
+    let deadline = std::time::Instant::now() + IN_FLIGHT_WAIT;
+    loop {
+        match owner(kc, realm, ctx).await? {
+            RealmOwner::Ours => return Ok(()),
+            RealmOwner::Unmarked(rep) => return adopt_if_claimed(kc, realm, ctx, rep).await,
+            RealmOwner::Absent if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            RealmOwner::Absent => {
+                return Err(StepError::transient(format!(
+                    "realm {realm}: an earlier create is still committing"
+                )));
+            }
+        }
     }
 }
 
