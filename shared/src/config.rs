@@ -65,6 +65,9 @@ pub struct KeycloakConfig {
     /// Realm template JSON; the built-in `deploy/keycloak/realm-template.json`
     /// when unset.
     pub realm_template_path: Option<PathBuf>,
+    /// How long an attempt waits for a realm create Keycloak refused as a
+    /// duplicate but does not show yet (an earlier create still committing).
+    pub create_wait: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +174,8 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        let keycloak_create_wait =
+            std::time::Duration::from_millis(parse_u64("KEYCLOAK_CREATE_WAIT_MS", 90_000)?);
         let faults =
             parse_faults(get("LANDLORD_FAULTS").as_deref().unwrap_or("")).map_err(|reason| {
                 ConfigError::Invalid {
@@ -201,6 +206,7 @@ impl Config {
                 client_id: get("KEYCLOAK_ADMIN_CLIENT_ID").unwrap_or_else(|| "admin-cli".into()),
                 client_secret: get("KEYCLOAK_ADMIN_CLIENT_SECRET").map(SecretString::from),
                 realm_template_path: get("KEYCLOAK_REALM_TEMPLATE_PATH").map(PathBuf::from),
+                create_wait: keycloak_create_wait,
             }),
             s3: match get("S3_ENDPOINT") {
                 None => None,

@@ -35,7 +35,7 @@ async fn worker_name(log: &std::path::Path) -> String {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if let Some(name) = text
             .lines()
-            .find(|l| l.contains("worker started"))
+            .find(|l| l.contains("starting queue worker") && l.contains("role=\"steps\""))
             .and_then(|l| l.split("worker=").nth(1))
             .and_then(|rest| rest.split_whitespace().next())
         {

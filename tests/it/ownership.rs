@@ -21,8 +21,8 @@ use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(180);
-/// Workers without Keycloak skip the identity step: a realm costs seconds,
-/// and only the realm test needs one.
+/// Without Keycloak the run is planned with no identity step: a realm costs
+/// seconds, and only the realm tests need one.
 const NO_KEYCLOAK: &[(&str, &str)] = &[("KEYCLOAK_BASE_URL", "")];
 
 fn params(tenant: &str) -> ProvisionParams {
@@ -104,7 +104,6 @@ async fn leftovers(env: &TestEnv, probe: &Probe<'_>, tenant: &str, except: &[&st
 /// rollback keeps until the deprovisioning).
 async fn prove_left_alone(
     env: &TestEnv,
-    worker_vars: &[(&str, &str)],
     tenant: &str,
     step: &str,
     resource: &str,
@@ -114,7 +113,7 @@ async fn prove_left_alone(
     let probe = Probe::new(env).await;
     let key = env.key(tenant);
     let before = digest().await;
-    let worker = env.spawn_worker_with(worker_vars).await;
+    let worker = env.spawn_worker().await;
     let refused = |msg: &str| msg.contains(resource) && msg.contains("is not Landlord's");
 
     let mut cfg = env.cfg.clone();
@@ -217,7 +216,6 @@ async fn foreign_realm_with_a_user_is_refused_and_never_deleted() {
     assert!(digest().await.contains("someone"));
     prove_left_alone(
         &env,
-        &[],
         "ownkc",
         "identity",
         &format!("realm {realm}"),
@@ -237,7 +235,7 @@ async fn exec(conn: &mut PgConnection, sql: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_postgres_role_and_database_are_refused_and_never_dropped() {
-    let env = TestEnv::full_stack(&[]).await;
+    let env = TestEnv::full_stack(NO_KEYCLOAK).await;
     let name = names(&env, "ownpg").postgres_db().as_str().to_owned();
     let mut admin = PgConnection::connect(&crate::harness::admin_url())
         .await
@@ -311,7 +309,6 @@ async fn foreign_postgres_role_and_database_are_refused_and_never_dropped() {
     };
     prove_left_alone(
         &env,
-        NO_KEYCLOAK,
         "ownpg",
         "postgres",
         &format!("postgres role {name}"),
@@ -329,7 +326,7 @@ async fn foreign_postgres_role_and_database_are_refused_and_never_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_mongo_database_with_documents_is_refused_and_never_dropped() {
-    let env = TestEnv::full_stack(&[]).await;
+    let env = TestEnv::full_stack(NO_KEYCLOAK).await;
     let probe = Probe::new(&env).await;
     let name = names(&env, "ownmg").mongo_db();
     let db = probe.mongo.database(&name);
@@ -365,7 +362,6 @@ async fn foreign_mongo_database_with_documents_is_refused_and_never_dropped() {
     assert!(digest().await.contains("their document 19"));
     prove_left_alone(
         &env,
-        NO_KEYCLOAK,
         "ownmg",
         "mongo",
         &format!("mongo database {name}"),
@@ -378,7 +374,7 @@ async fn foreign_mongo_database_with_documents_is_refused_and_never_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_qdrant_collection_with_our_config_is_refused_and_never_deleted() {
-    let env = TestEnv::full_stack(&[]).await;
+    let env = TestEnv::full_stack(NO_KEYCLOAK).await;
     let probe = Probe::new(&env).await;
     let q = env.cfg.qdrant.clone().unwrap();
     let name = names(&env, "ownqd").qdrant_collection();
@@ -405,7 +401,6 @@ async fn foreign_qdrant_collection_with_our_config_is_refused_and_never_deleted(
     assert!(digest().await.contains("another app"));
     prove_left_alone(
         &env,
-        NO_KEYCLOAK,
         "ownqd",
         "qdrant",
         &format!("qdrant collection {name}"),
@@ -525,7 +520,7 @@ impl S3 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_bucket_with_objects_is_refused_and_never_emptied() {
-    let env = TestEnv::full_stack(&[]).await;
+    let env = TestEnv::full_stack(NO_KEYCLOAK).await;
     let name = names(&env, "owns3").bucket();
     let s3 = S3::new(&env, name.clone());
     s3.create().await;
@@ -538,7 +533,6 @@ async fn foreign_bucket_with_objects_is_refused_and_never_emptied() {
     assert!(digest().await.contains("photos/cat.bin"));
     prove_left_alone(
         &env,
-        NO_KEYCLOAK,
         "owns3",
         "storage",
         &format!("S3 bucket {name}"),
@@ -574,7 +568,7 @@ fn folder_digest(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_folder_with_files_is_refused_and_never_removed() {
     // Folder mode: no S3 endpoint.
-    let env = TestEnv::full_stack(&[("S3_ENDPOINT", "")]).await;
+    let env = TestEnv::full_stack(&[NO_KEYCLOAK[0], ("S3_ENDPOINT", "")]).await;
     let dir = env.storage.path().join("ownfs");
     std::fs::create_dir_all(dir.join("docs")).unwrap();
     std::fs::write(dir.join("docs/contract.txt"), "their contract").unwrap();
@@ -585,7 +579,6 @@ async fn foreign_folder_with_files_is_refused_and_never_removed() {
     assert!(digest().await.contains("contract.txt"));
     prove_left_alone(
         &env,
-        NO_KEYCLOAK,
         "ownfs",
         "storage",
         &format!("folder {}", dir.display()),
@@ -597,14 +590,11 @@ async fn foreign_folder_with_files_is_refused_and_never_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_bucket_create_is_adopted_on_retry_only_with_our_claim() {
-    let env = TestEnv::full_stack(&[]).await;
+    let env = TestEnv::full_stack(NO_KEYCLOAK).await;
     let name = names(&env, "owncl").bucket();
     let s3 = S3::new(&env, name.clone());
     let faulty = env
-        .spawn_worker_with(&[
-            ("KEYCLOAK_BASE_URL", ""),
-            ("LANDLORD_FAULTS", "storage:permanent"),
-        ])
+        .spawn_worker_with(&[("LANDLORD_FAULTS", "storage:permanent")])
         .await;
     let run = env.start_with("owncl", &params("owncl")).await.run;
     let run = env.wait_finished(run.id, WAIT).await;
@@ -615,7 +605,7 @@ async fn interrupted_bucket_create_is_adopted_on_retry_only_with_our_claim() {
     // A crash between creating the bucket and writing its marker leaves an
     // empty bucket without a mark. Without our claim it is not ours.
     s3.create().await;
-    let healthy = env.spawn_worker_with(NO_KEYCLOAK).await;
+    let healthy = env.spawn_worker().await;
     retry_run(&env.pool, run.id).await.unwrap();
     let run = env.wait_finished(run.id, WAIT).await;
     assert_eq!(run.status, "failed");
@@ -847,6 +837,7 @@ async fn realm_create_still_committing_is_waited_for_not_refused() {
         ("KEYCLOAK_ADMIN_PASSWORD", "admin"),
         ("PROVISION_RETRY_ATTEMPTS", "3"),
         ("PROVISION_RETRY_DELAY_MS", "50"),
+        ("KEYCLOAK_CREATE_WAIT_MS", "1500"),
     ])
     .await;
     let worker = env.spawn_worker().await;

@@ -10,6 +10,10 @@ use std::time::Duration;
 /// Looks at the real servers, independently of the run's own records.
 pub struct Probe<'a> {
     pub env: &'a TestEnv,
+    /// Every server of the test stack, whatever the environment under test
+    /// has configured: a run planned without a backend still must not
+    /// leave anything there.
+    stack: landlord_shared::config::Config,
     pub kc: Keycloak,
     pub mongo: mongodb::Client,
     pub http: reqwest::Client,
@@ -18,12 +22,22 @@ pub struct Probe<'a> {
 impl<'a> Probe<'a> {
     pub async fn new(env: &'a TestEnv) -> Self {
         let http = reqwest::Client::new();
-        let kc = Keycloak::new(env.cfg.keycloak.clone().unwrap(), http.clone());
-        let mongo = mongodb::Client::with_uri_str(env.cfg.mongodb_admin_uri.as_deref().unwrap())
+        let vars: std::collections::HashMap<String, String> = crate::harness::stack_vars()
+            .into_iter()
+            .chain([(
+                "MASTER_DATABASE_URL".to_owned(),
+                env.cfg.master_database_url.clone(),
+            )])
+            .collect();
+        let stack = landlord_shared::config::Config::from_lookup(|k| vars.get(k).cloned())
+            .expect("stack config");
+        let kc = Keycloak::new(stack.keycloak.clone().unwrap(), http.clone());
+        let mongo = mongodb::Client::with_uri_str(stack.mongodb_admin_uri.as_deref().unwrap())
             .await
             .unwrap();
         Self {
             env,
+            stack,
             kc,
             mongo,
             http,
@@ -48,7 +62,7 @@ impl<'a> Probe<'a> {
     }
 
     pub async fn collection(&self, tenant: &str) -> Option<serde_json::Value> {
-        let q = self.env.cfg.qdrant.as_ref().unwrap();
+        let q = self.stack.qdrant.as_ref().unwrap();
         let resp = self
             .http
             .get(format!(
@@ -67,7 +81,7 @@ impl<'a> Probe<'a> {
     }
 
     pub async fn bucket(&self, tenant: &str) -> bool {
-        let s3 = self.env.cfg.s3.as_ref().unwrap();
+        let s3 = self.stack.s3.as_ref().unwrap();
         let bucket = rusty_s3::Bucket::new(
             s3.endpoint.parse().unwrap(),
             rusty_s3::UrlStyle::Path,

@@ -36,6 +36,11 @@ impl Keycloak {
         }
     }
 
+    /// A realm import takes tens of seconds on a busy server.
+    pub fn create_wait(&self) -> Duration {
+        self.cfg.create_wait
+    }
+
     pub fn base_url(&self) -> &str {
         &self.cfg.base_url
     }

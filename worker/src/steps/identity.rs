@@ -110,10 +110,6 @@ pub(super) async fn is_ours(
 }
 
 const REALM_KIND: &str = "keycloak_realm";
-/// How long an attempt waits for an earlier attempt's realm create that
-/// Keycloak is still committing (a realm import takes tens of seconds on a
-/// busy server).
-const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 const NOT_MARKED: &str = "no landlord.tenant attribute for this tenant";
 
 /// A realm without our attribute is ours only if we claimed its name before
@@ -164,7 +160,7 @@ async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), S
     // Keycloak refused the create as a duplicate but may not show it yet:
     // an earlier attempt's create is still committing. Wait for it within
     // this attempt, so the wait does not use up the retry budget.
-    let deadline = std::time::Instant::now() + IN_FLIGHT_WAIT;
+    let deadline = std::time::Instant::now() + kc.create_wait();
     loop {
         match owner(kc, realm, ctx).await? {
             RealmOwner::Ours => return Ok(()),
