@@ -25,6 +25,7 @@ pub struct Metrics {
     pub step_retries: IntCounterVec,
     pub orphan_recoveries: IntCounterVec,
     pub steps_waiting: IntCounterVec,
+    pub fenced_commits: IntCounter,
     queue_depth: IntGaugeVec,
     queue_oldest_age: GaugeVec,
     workers_live: IntGauge,
@@ -137,6 +138,15 @@ impl Metrics {
                 "Times a worker left a step for another, lacking the backend the run needs",
                 &["step"],
             ),
+            fenced_commits: {
+                let c = IntCounter::new(
+                    "landlord_fenced_commits_total",
+                    "Attempt outcomes refused because a later attempt held the step (a worker presumed dead woke up)",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("unique metric");
+                c
+            },
             step_duration,
             queue_depth,
             queue_oldest_age,

@@ -46,14 +46,15 @@ async fn worker_name(log: &std::path::Path) -> String {
     }
 }
 
-/// Steps whose attempt runs on `worker`: (run, position, attempts).
+/// Steps whose attempt runs on `worker`: (run, position, attempts). The
+/// worker holds a run's job while it carries the run on from step to step,
+/// so the running step is any of the run's, not the job's first.
 async fn held_by(env: &TestEnv, worker: &str) -> Vec<(Uuid, i32, i32)> {
     sqlx::query_as(
         "SELECT s.run_id, s.position, s.attempts
          FROM apalis.jobs j
          JOIN workflow_steps s
            ON s.run_id = (convert_from(j.job, 'UTF8')::jsonb->>'run_id')::uuid
-          AND s.position = (convert_from(j.job, 'UTF8')::jsonb->>'position')::int
          WHERE j.status = 'Running' AND j.lock_by = $1 AND s.status = 'running'",
     )
     .bind(worker)

@@ -9,6 +9,7 @@ mod crash;
 mod decided;
 mod events;
 mod failures;
+mod fencing;
 mod fuzz;
 mod harness;
 mod notify;

@@ -99,6 +99,17 @@ pub async fn run_worker(
     tracing::info!(concurrency = cfg.worker_concurrency,
         orphan_timeout = ?cfg.orphan_timeout(), "worker started");
     let stopping = stop_flag(shutdown);
+    // Runs carried on in-process leave this worker at their next step
+    // boundary once it is asked to stop, so a shutdown waits for one step
+    // per slot, not for whole runs.
+    tokio::spawn({
+        let engine = engine.clone();
+        let flag = stopping.clone();
+        async move {
+            stopped(flag).await;
+            engine.drain();
+        }
+    });
     let metrics = match &cfg.metrics_bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind).await?;

@@ -13,29 +13,49 @@ use sqlx::PgConnection;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// What the job does once an attempt's outcome has committed.
+pub(super) enum Next {
+    /// The job is done: the run finished, failed, waits for a retry or a
+    /// worker, or another delivery holds it.
+    Done,
+    /// This worker goes on with the step at this position, in-process: the
+    /// job it holds (locked to it, re-queued by apalis if it dies) stays the
+    /// run's one job until the run leaves this worker.
+    Continue(i32),
+}
+
 impl Engine {
-    pub(super) async fn forward(&self, run: Run, position: i32) -> Result<(), EngineError> {
+    pub(super) async fn forward(&self, run: Run, position: i32) -> Result<Next, EngineError> {
         if run.status != "running" {
-            return Ok(()); // a late duplicate of a finished or failed run
+            return Ok(Next::Done); // a late duplicate of a finished or failed run
         }
         // The step boundary where an operator's cancel takes effect.
         if let Some(compensate) = run.cancel_requested {
-            return self.cancel(&run, position, compensate).await;
+            self.cancel(&run, position, compensate).await?;
+            return Ok(Next::Done);
         }
         let master = &self.deps.master;
         let step_row = store::step_at(master, run.id, position)
             .await?
             .ok_or(EngineError::NoSuchStep(run.id, position))?;
+        if matches!(step_row.status.as_str(), "completed" | "skipped") {
+            // The job of a worker that died while it carried the run on
+            // past this step: resume where the run is.
+            return Ok(match store::first_unfinished(master, run.id).await? {
+                Some(next) if next > position => Next::Continue(next),
+                _ => Next::Done,
+            });
+        }
         if !matches!(step_row.status.as_str(), "pending" | "running" | "retrying") {
-            return Ok(()); // already decided by another delivery
+            return Ok(Next::Done); // already decided by another delivery
         }
         if let Some(why) = self.cannot_run(&step_row) {
-            return self
-                .leave_for_another_worker(&run, &step_row, Direction::Forward, &why)
-                .await;
+            self.leave_for_another_worker(&run, &step_row, Direction::Forward, &why)
+                .await?;
+            return Ok(Next::Done);
         }
         let Some(claim) = store::claim_attempt(master, run.id, position).await? else {
-            return Ok(());
+            return Ok(Next::Done);
         };
         // The caller's span carries tenant, run, step and attempt.
         self.attempt(run, step_row, claim).await
@@ -46,17 +66,21 @@ impl Engine {
         run: Run,
         step_row: StepRow,
         claim: store::Claim,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Next, EngineError> {
         let step_no = step_row.position + 1;
         let total = total_steps(&run);
         let cfg = &self.deps.cfg;
         let max = i32::try_from(cfg.retry_attempts).unwrap_or(i32::MAX);
         let store::Claim { attempt, lost } = claim;
+        let lease = store::Lease {
+            direction: Direction::Forward,
+            attempt,
+        };
         if lost > i32::try_from(cfg.max_lost_attempts).unwrap_or(i32::MAX) {
             let err = StepError::permanent(format!(
                 "{lost} attempts were lost: the workers running them stopped (LANDLORD_MAX_LOST_ATTEMPTS)"
             ));
-            return self.fail(&run, &step_row, &err).await;
+            return self.fail(&run, &step_row, lease, &err).await;
         }
         // Attempts that reported back; lost ones do not use up the budget.
         let counted = attempt - lost;
@@ -72,20 +96,21 @@ impl Engine {
         );
         let Some(step) = self.steps.get(step_row.name.as_str()).cloned() else {
             let err = StepError::permanent("this worker has no implementation of the step");
-            return self.fail(&run, &step_row, &err).await;
+            return self.fail(&run, &step_row, lease, &err).await;
         };
         let ctx = self.context(&run, &step_row, attempt).await?;
         let outcome = run_attempt(step, ctx, cfg.faults.clone(), cfg.step_timeout).await;
         match outcome {
-            Ok(output) => self.checkpoint(&run, &step_row, output).await,
+            Ok(output) => self.checkpoint(&run, &step_row, lease, output).await,
             Err(err) if err.is_transient() && counted < max => {
                 let delay = retry_delay(cfg.retry_delay, counted);
                 tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
-                self.schedule_retry(&run, &step_row, &err, delay).await
+                self.schedule_retry(&run, &step_row, lease, &err, delay)
+                    .await
             }
             Err(err) => {
                 tracing::error!("Step {step_no}/{total} failed: {err}");
-                self.fail(&run, &step_row, &err).await
+                self.fail(&run, &step_row, lease, &err).await
             }
         }
     }
@@ -94,12 +119,14 @@ impl Engine {
         &self,
         run: &Run,
         step: &StepRow,
+        lease: store::Lease,
         output: Value,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Next, EngineError> {
         let mut tx = self.deps.master.begin().await?;
-        if !store::complete_step(&mut *tx, run.id, step.position, &output).await? {
-            return Ok(()); // a concurrent delivery checkpointed first
+        if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
+            return Ok(Next::Done);
         }
+        store::complete_step(&mut *tx, run.id, step.position, &output).await?;
         // `register` reports the tenant id in its own checkpoint.
         let tenant_id = run.tenant_id.or_else(|| output_tenant_id(&output));
         if let Some(tenant_id) = tenant_id {
@@ -116,34 +143,40 @@ impl Engine {
             describe(&step.name)
         );
         db::insert_provision_log(&mut *tx, tenant_id, run.id, &step.name, "success", &msg).await?;
-        self.advance(&mut tx, run, tenant_id, step.position + 1)
+        let next = self
+            .advance(&mut tx, run, tenant_id, step.position + 1)
             .await?;
         tx.commit().await?;
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ {msg}");
-        Ok(())
+        Ok(next)
     }
 
-    /// Queues the next step that runs, logging the ones the run's plan
-    /// skipped on the way, or completes the run.
+    /// Finds the next step that runs, logging the ones the run's plan
+    /// skipped on the way, or completes the run. This worker goes on with
+    /// that step itself unless it is shutting down; then the step is queued
+    /// for the fleet.
     async fn advance(
         &self,
         tx: &mut PgConnection,
         run: &Run,
         tenant_id: Option<Uuid>,
         mut next: i32,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Next, EngineError> {
         while next < total_steps(run) {
             let row = store::step_at(&mut *tx, run.id, next)
                 .await?
                 .ok_or(EngineError::NoSuchStep(run.id, next))?;
             if row.status != "skipped" {
+                if !self.is_draining() {
+                    return Ok(Next::Continue(next));
+                }
                 let job = StepJob {
                     run_id: run.id,
                     position: next,
                     direction: Direction::Forward,
                 };
                 push_step_job(tx, &job, Duration::ZERO).await?;
-                return Ok(());
+                return Ok(Next::Done);
             }
             let reason = row.last_error.as_deref().unwrap_or("skipped");
             let msg = format!("Step {}/{} {reason}", next + 1, total_steps(run));
@@ -158,17 +191,21 @@ impl Engine {
         } else {
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Deprovisioned tenant ({}): {}", run.kind, run.tenant_name);
         }
-        Ok(())
+        Ok(Next::Done)
     }
 
     async fn schedule_retry(
         &self,
         run: &Run,
         step: &StepRow,
+        lease: store::Lease,
         err: &StepError,
         delay: Duration,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Next, EngineError> {
         let mut tx = self.deps.master.begin().await?;
+        if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
+            return Ok(Next::Done);
+        }
         store::set_step_status(
             &mut *tx,
             run.id,
@@ -194,14 +231,23 @@ impl Engine {
         };
         push_step_job(&mut tx, &job, delay).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Next::Done)
     }
 
     /// Retries exhausted or a permanent error: the run fails, the tenant is
     /// suspended, the failure event is written, and with rollback the undo
     /// chain starts at the failed step (its partial work included).
-    async fn fail(&self, run: &Run, step: &StepRow, err: &StepError) -> Result<(), EngineError> {
+    async fn fail(
+        &self,
+        run: &Run,
+        step: &StepRow,
+        lease: store::Lease,
+        err: &StepError,
+    ) -> Result<Next, EngineError> {
         let mut tx = self.deps.master.begin().await?;
+        if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
+            return Ok(Next::Done);
+        }
         let error = format!("step {} failed: {err}", step.name);
         let next_status = if run.rollback {
             "compensating"
@@ -209,7 +255,7 @@ impl Engine {
             "failed"
         };
         if !store::transition_run(&mut *tx, run.id, "running", next_status, Some(&error)).await? {
-            return Ok(());
+            return Ok(Next::Done);
         }
         store::set_step_status(&mut *tx, run.id, step.position, "failed", &err.to_string()).await?;
         // Only a tenant row this run registered is ours to suspend; a failed
@@ -245,7 +291,7 @@ impl Engine {
             push_step_job(&mut tx, &job, Duration::ZERO).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(Next::Done)
     }
 }
 

@@ -1,7 +1,10 @@
-//! The workflow engine: one apalis job per step attempt. Each attempt is
-//! claimed in `workflow_steps`, run under a timeout, and its outcome
-//! (checkpoint + next job, retry job, or failure + event) committed in one
-//! transaction.
+//! The workflow engine on the apalis queue. A job drives a run forward
+//! from a step: each attempt is claimed in `workflow_steps`, run under a
+//! timeout, and its outcome (checkpoint, retry job, or failure + event)
+//! committed in one transaction guarded by the attempt's lease. After a
+//! checkpoint the same worker goes on with the next step in-process; the
+//! queue carries a run only to start it, after a crash (apalis re-queues
+//! the job of a dead worker), for a retry's delay, and at shutdown.
 
 mod attempt;
 mod backoff;
@@ -49,6 +52,9 @@ pub struct Engine {
     steps: HashMap<&'static str, Arc<dyn Step>>,
     /// Names this process in "waiting for a worker" messages.
     name: String,
+    /// Set when the worker is shutting down: a run that reaches a step
+    /// boundary is handed to the fleet instead of carried on here.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -56,7 +62,22 @@ impl Engine {
         let steps = steps.into_iter().map(|s| (s.name(), s)).collect();
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         let name = format!("worker {} pid {}", host.trim(), std::process::id());
-        Self { deps, steps, name }
+        Self {
+            deps,
+            steps,
+            name,
+            draining: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// From now on, runs leave this worker at their next step boundary.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Why this worker cannot run a step needing `needs`, if it cannot: it
@@ -106,10 +127,13 @@ impl Engine {
         self.handle_traced(job, None).await
     }
 
-    async fn dispatch(&self, run: Run, job: StepJob) -> Result<(), EngineError> {
+    async fn dispatch(&self, run: Run, job: &StepJob) -> Result<forward::Next, EngineError> {
         match job.direction {
             Direction::Forward => self.forward(run, job.position).await,
-            Direction::Undo => self.undo(run, job.position).await,
+            Direction::Undo => self
+                .undo(run, job.position)
+                .await
+                .map(|()| forward::Next::Done),
         }
     }
 

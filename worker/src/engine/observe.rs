@@ -3,6 +3,7 @@
 //! queued the job: for a retry, the failed attempt. The job that ends a run
 //! exports the run span and counts the outcome.
 
+use super::forward::Next;
 use super::{Engine, EngineError, store};
 use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob};
@@ -49,6 +50,27 @@ fn attempt_span(
     span
 }
 
+/// A forward step found `running` was held by a worker that stopped.
+fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
+    let recovered = job.direction == Direction::Forward && row.status == "running";
+    if recovered {
+        metrics()
+            .orphan_recoveries
+            .with_label_values(&[&row.name])
+            .inc();
+    }
+    let retry = match job.direction {
+        Direction::Forward => row.status == "retrying",
+        Direction::Undo => row.undo_attempts > 0,
+    };
+    if retry {
+        metrics()
+            .step_retries
+            .with_label_values(&[&row.name, direction_name(job.direction)])
+            .inc();
+    }
+}
+
 impl Engine {
     /// Handles a job pushed by the span `origin` (a `traceparent`).
     pub async fn handle_traced(
@@ -57,37 +79,37 @@ impl Engine {
         origin: Option<&str>,
     ) -> Result<(), EngineError> {
         let master = &self.deps.master;
-        let Some(run) = db::run_by_id(master, job.run_id).await? else {
+        let Some(mut run) = db::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
             return Ok(());
         };
-        let row = store::step_at(master, run.id, job.position).await?;
-        if let Some(row) = &row {
-            let recovered = job.direction == Direction::Forward && row.status == "running";
-            if recovered {
-                metrics()
-                    .orphan_recoveries
-                    .with_label_values(&[&row.name])
-                    .inc();
+        let (run_id, was_finished) = (run.id, run.is_finished());
+        let mut job = job;
+        let mut origin = origin;
+        loop {
+            let row = store::step_at(master, run.id, job.position).await?;
+            if let Some(row) = &row {
+                count_recovery_and_retry(&job, row);
             }
-            let retry = match job.direction {
-                Direction::Forward => row.status == "retrying",
-                Direction::Undo => row.undo_attempts > 0,
-            };
-            if retry {
-                metrics()
-                    .step_retries
-                    .with_label_values(&[&row.name, direction_name(job.direction)])
-                    .inc();
+            let span = attempt_span(&run, &job, row.as_ref(), origin);
+            match self.dispatch(run, &job).instrument(span).await? {
+                Next::Done => break,
+                Next::Continue(position) => {
+                    job.position = position;
+                    // Steps carried on in-process link to nothing: their
+                    // parent, the run span, already orders them.
+                    origin = None;
+                    let Some(next) = db::run_by_id(master, run_id).await? else {
+                        break;
+                    };
+                    run = next;
+                }
             }
         }
-        let span = attempt_span(&run, &job, row.as_ref(), origin);
-        let (run_id, was_finished) = (run.id, run.is_finished());
-        let result = self.dispatch(run, job).instrument(span).await;
-        if result.is_ok() && !was_finished {
+        if !was_finished {
             self.after_job(run_id).await?;
         }
-        result
+        Ok(())
     }
 
     async fn after_job(&self, run_id: uuid::Uuid) -> Result<(), EngineError> {

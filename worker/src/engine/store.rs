@@ -20,6 +20,17 @@ pub async fn step_at(
         .await
 }
 
+/// The first step of a run still to run, if any.
+pub async fn first_unfinished(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar(
+        "SELECT min(position) FROM workflow_steps
+         WHERE run_id = $1 AND status NOT IN ('completed', 'skipped')",
+    )
+    .bind(run_id)
+    .fetch_one(ex)
+    .await
+}
+
 /// An attempt just claimed: its number, and how many attempts before it
 /// were lost to workers that died running them.
 pub struct Claim {
@@ -65,6 +76,52 @@ pub async fn claim_undo(
     .fetch_one(ex)
     .await?;
     Ok(Claim { attempt, lost })
+}
+
+/// An attempt's lease: the attempt number its claim took. A claim by
+/// another worker (after this one was presumed dead) takes a higher number.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub direction: landlord_shared::jobs::Direction,
+    pub attempt: i32,
+}
+
+/// Fencing: the first statement of every transaction that commits an
+/// attempt's outcome. It closes the attempt only if it still holds the
+/// step (no later claim, still running), and locks the row until the
+/// transaction ends, so a concurrent claim sees the outcome. `false`: a
+/// worker that was presumed dead woke up late; it must commit nothing.
+pub async fn hold_lease(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    lease: Lease,
+) -> sqlx::Result<bool> {
+    use landlord_shared::jobs::Direction;
+    let sql = match lease.direction {
+        Direction::Forward => {
+            "UPDATE workflow_steps SET attempt_open = false
+             WHERE run_id = $1 AND position = $2 AND attempts = $3
+               AND status = 'running' AND attempt_open"
+        }
+        Direction::Undo => {
+            "UPDATE workflow_steps SET attempt_open = false
+             WHERE run_id = $1 AND position = $2 AND undo_attempts = $3
+               AND status = 'compensating' AND attempt_open"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(run_id)
+        .bind(position)
+        .bind(lease.attempt)
+        .execute(ex)
+        .await?;
+    if done.rows_affected() == 0 {
+        metrics().fenced_commits.inc();
+        tracing::warn!(%run_id, position, attempt = lease.attempt,
+            "attempt outcome refused: a later attempt holds the step (this worker was presumed dead)");
+    }
+    Ok(done.rows_affected() == 1)
 }
 
 /// Notes that no worker that has picked the step up so far can run it;

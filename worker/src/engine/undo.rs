@@ -58,6 +58,13 @@ impl Engine {
             .await
         };
         let mut tx = master.begin().await?;
+        let lease = store::Lease {
+            direction: Direction::Undo,
+            attempt,
+        };
+        if !store::hold_lease(&mut *tx, run.id, position, lease).await? {
+            return Ok(());
+        }
         match outcome {
             Ok(()) => {
                 sqlx::query(

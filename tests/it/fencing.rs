@@ -1,0 +1,121 @@
+//! Fencing: a worker that was presumed dead and wakes up late commits
+//! nothing. Process A is SIGSTOPped in the middle of a step, past the
+//! orphan timeout; process B takes the step over; A is SIGCONTed while B's
+//! attempt still runs, and A's outcome is refused.
+
+use crate::harness::TestEnv;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::Child;
+
+fn worker_process(env: &TestEnv, faults: &str, log: &std::path::Path) -> Child {
+    env.landlord()
+        .arg("worker")
+        .env("LANDLORD_FAULTS", faults)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn landlord worker")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let pid = child.id().expect("worker is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+async fn wait_until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_that_wakes_late_commits_nothing() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let run = env.start("fenced").await.run;
+    // A does the postgres step's work, then lingers before its checkpoint.
+    let mut a = worker_process(&env, "postgres:sleep-after:6000", &a_log);
+    wait_until("A inside the postgres step", 60, async || {
+        env.step(run.id, "postgres").await.status == "running"
+            && env.database_exists("fenced").await
+            && env.role_exists("fenced").await
+    })
+    .await;
+    signal(&a, "-STOP");
+
+    // B re-runs the step (idempotently) and lingers longer than A has left.
+    let mut b = worker_process(&env, "postgres:sleep-after:8000", &b_log);
+    wait_until("B claimed the step A holds", 60, async || {
+        env.step(run.id, "postgres").await.attempts == 2
+    })
+    .await;
+    signal(&a, "-CONT");
+    wait_until("A's late outcome refused", 30, async || {
+        std::fs::read_to_string(&a_log)
+            .unwrap_or_default()
+            .contains("attempt outcome refused")
+    })
+    .await;
+    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    // A stays up (a refusal is not a crash) and does nothing more.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.try_wait().unwrap().is_none(), "A is still running");
+    let _ = a.start_kill();
+    let _ = b.start_kill();
+
+    let a_text = std::fs::read_to_string(&a_log).unwrap();
+    let b_text = std::fs::read_to_string(&b_log).unwrap();
+    let complete = "Step 4/10 complete";
+    assert!(!a_text.contains(complete), "A checkpointed: {a_text}");
+    assert!(b_text.contains(complete), "B checkpointed: {b_text}");
+    let postgres = env.step(run.id, "postgres").await;
+    assert_eq!(postgres.status, "completed");
+    assert_eq!(
+        (postgres.attempts, postgres.lost_attempts),
+        (2, 1),
+        "A's attempt counts as lost, B's as the one that reported"
+    );
+    for later in ["migrate", "storage", "record", "activate"] {
+        assert_eq!(env.step(run.id, later).await.attempts, 1, "{later}");
+    }
+    // One checkpoint, no job left behind, nothing duplicated.
+    let checkpoints = env
+        .count(
+            "SELECT count(*) FROM tenant_provision_logs
+             WHERE step = 'postgres' AND status = 'success' AND run_id::text = $1",
+            run.id,
+        )
+        .await;
+    assert_eq!(checkpoints, 1);
+    let jobs = env
+        .count(
+            "SELECT count(*) FROM apalis.jobs
+             WHERE status NOT IN ('Done', 'Killed', 'Failed')
+               AND convert_from(job, 'UTF8')::jsonb->>'run_id' = $1",
+            run.id,
+        )
+        .await;
+    assert_eq!(jobs, 0, "no second next job");
+    let like = format!("{}\\_fenced%", env.prefix);
+    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
+        .bind(&like)
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1")
+        .bind(&like)
+        .fetch_one(&env.admin)
+        .await
+        .unwrap();
+    assert_eq!((dbs, roles), (1, 1));
+}
