@@ -322,7 +322,8 @@ fn machine() -> String {
 #[tokio::main]
 async fn main() {
     let mut out = String::new();
-    let only_tracing = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "tracing");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let only_tracing = only == "tracing";
     let _ = writeln!(
         out,
         "## Engine benchmark ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), release build, default worker settings (concurrency 4 per process).\n",
@@ -337,9 +338,12 @@ async fn main() {
         "## Tracing overhead ({})\n",
         Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
-    tracing_overhead(&mut section).await;
-    print!("{section}");
-    section::write_section("tracing", &section);
+    // BENCH_ONLY=engine leaves the tracing section as it is.
+    if only != "engine" {
+        tracing_overhead(&mut section).await;
+        print!("{section}");
+        section::write_section("tracing", &section);
+    }
     if only_tracing {
         return;
     }

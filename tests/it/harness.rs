@@ -295,7 +295,10 @@ impl TestEnv {
     /// A `landlord` command that sees this environment's variables only:
     /// the test process's own (the stack's addresses, say) must not leak in.
     pub fn landlord(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_landlord"));
+        // The benchmark compares builds: LANDLORD_BENCH_BIN names another.
+        let bin = std::env::var_os("LANDLORD_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_landlord").into());
+        let mut cmd = tokio::process::Command::new(bin);
         cmd.env_clear().envs(&self.vars);
         for keep in ["PATH", "HOME", "RUST_LOG", "RUST_BACKTRACE"] {
             if let Ok(v) = std::env::var(keep) {

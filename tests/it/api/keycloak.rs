@@ -10,37 +10,20 @@ struct KeycloakRealm {
     base: String,
     realm: String,
     http: reqwest::Client,
-    admin_token: String,
+    admin: (String, String),
 }
 
 impl KeycloakRealm {
     async fn create(realm: &str) -> Self {
         let vars: std::collections::HashMap<String, String> = stack_vars().into_iter().collect();
-        let base = vars["KEYCLOAK_BASE_URL"].trim_end_matches('/').to_owned();
-        let http = reqwest::Client::new();
-        let res = http
-            .post(format!(
-                "{base}/realms/master/protocol/openid-connect/token"
-            ))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "admin-cli"),
-                ("username", vars["KEYCLOAK_ADMIN_USERNAME"].as_str()),
-                ("password", vars["KEYCLOAK_ADMIN_PASSWORD"].as_str()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "admin login: {}", res.status());
-        let admin_token = res.json::<Value>().await.unwrap()["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         let kc = Self {
-            base,
+            base: vars["KEYCLOAK_BASE_URL"].trim_end_matches('/').to_owned(),
             realm: realm.to_owned(),
-            http,
-            admin_token,
+            http: reqwest::Client::new(),
+            admin: (
+                vars["KEYCLOAK_ADMIN_USERNAME"].clone(),
+                vars["KEYCLOAK_ADMIN_PASSWORD"].clone(),
+            ),
         };
         kc.admin(Method::POST, "", json!({"realm": realm, "enabled": true}))
             .await;
@@ -56,6 +39,31 @@ impl KeycloakRealm {
         kc
     }
 
+    /// A fresh master-realm admin token per call: on a busy Keycloak a
+    /// realm create can outlast the token's one-minute lifespan.
+    async fn admin_token(&self) -> String {
+        let res = self
+            .http
+            .post(format!(
+                "{}/realms/master/protocol/openid-connect/token",
+                self.base
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", self.admin.0.as_str()),
+                ("password", self.admin.1.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "admin login: {}", res.status());
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     fn issuer(&self) -> String {
         format!("{}/realms/{}", self.base, self.realm)
     }
@@ -69,7 +77,7 @@ impl KeycloakRealm {
         let mut req = self
             .http
             .request(method.clone(), url)
-            .bearer_auth(&self.admin_token);
+            .bearer_auth(self.admin_token().await);
         if method != Method::GET && method != Method::DELETE {
             req = req.json(&body);
         }
@@ -136,7 +144,7 @@ impl KeycloakRealm {
         let res = self
             .http
             .delete(format!("{}/admin/realms/{}", self.base, self.realm))
-            .bearer_auth(&self.admin_token)
+            .bearer_auth(self.admin_token().await)
             .send()
             .await
             .unwrap();
@@ -200,7 +208,8 @@ async fn keycloak_jwts_are_verified_against_the_issuers_keys() {
         .await
         .assert_problem(401, "unauthorized");
     // Another issuer's token (the master realm's admin): unknown key and issuer.
-    api.as_token(Some(&kc.admin_token))
+    let master_token = kc.admin_token().await;
+    api.as_token(Some(&master_token))
         .get("/tenants")
         .await
         .assert_problem(401, "unauthorized");

@@ -25,7 +25,13 @@ pub(super) enum Next {
 }
 
 impl Engine {
-    pub(super) async fn forward(&self, run: Run, position: i32) -> Result<Next, EngineError> {
+    /// `row` is the step as the caller just read it, if it did.
+    pub(super) async fn forward(
+        &self,
+        run: Run,
+        position: i32,
+        row: Option<StepRow>,
+    ) -> Result<Next, EngineError> {
         if run.status != "running" {
             return Ok(Next::Done); // a late duplicate of a finished or failed run
         }
@@ -35,9 +41,11 @@ impl Engine {
             return Ok(Next::Done);
         }
         let master = &self.deps.master;
-        let step_row = store::step_at(master, run.id, position)
-            .await?
-            .ok_or(EngineError::NoSuchStep(run.id, position))?;
+        let step_row = match row {
+            Some(row) => Some(row),
+            None => store::step_at(master, run.id, position).await?,
+        }
+        .ok_or(EngineError::NoSuchStep(run.id, position))?;
         if matches!(step_row.status.as_str(), "completed" | "skipped") {
             // The job of a worker that died while it carried the run on
             // past this step: resume where the run is.
@@ -153,8 +161,8 @@ impl Engine {
 
     /// Finds the next step that runs, logging the ones the run's plan
     /// skipped on the way, or completes the run. This worker goes on with
-    /// that step itself unless it is shutting down; then the step is queued
-    /// for the fleet.
+    /// that step itself unless [`Engine::hand_back`] says otherwise; then the
+    /// step is queued for the fleet.
     async fn advance(
         &self,
         tx: &mut PgConnection,
@@ -167,7 +175,7 @@ impl Engine {
                 .await?
                 .ok_or(EngineError::NoSuchStep(run.id, next))?;
             if row.status != "skipped" {
-                if !self.is_draining() {
+                if !self.hand_back(tx).await? {
                     return Ok(Next::Continue(next));
                 }
                 let job = StepJob {

@@ -55,6 +55,25 @@ pub struct Engine {
     /// Set when the worker is shutting down: a run that reaches a step
     /// boundary is handed to the fleet instead of carried on here.
     draining: std::sync::atomic::AtomicBool,
+    /// Jobs this process is handling now: with every slot taken, a run is
+    /// handed back at its step boundary if a recovered job waits.
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a job in [`Engine::in_flight`] while it is handled.
+pub(super) struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Engine {
@@ -67,7 +86,28 @@ impl Engine {
             steps,
             name,
             draining: std::sync::atomic::AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    pub(super) fn count_in_flight(&self) -> InFlight<'_> {
+        InFlight::new(&self.in_flight)
+    }
+
+    /// Whether a run at a step boundary goes back to the queue instead of
+    /// on here: when the worker is stopping, or when every slot is taken
+    /// and a job re-queued from a dead worker waits (apalis hands it out
+    /// first: it is the oldest), so carrying runs on never starves crash
+    /// recovery.
+    async fn hand_back(&self, tx: &mut sqlx::PgConnection) -> Result<bool, EngineError> {
+        if self.is_draining() {
+            return Ok(true);
+        }
+        let busy = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        if busy < self.deps.cfg.worker_concurrency {
+            return Ok(false);
+        }
+        Ok(store::recovered_job_waiting(tx).await?)
     }
 
     /// From now on, runs leave this worker at their next step boundary.
@@ -127,9 +167,14 @@ impl Engine {
         self.handle_traced(job, None).await
     }
 
-    async fn dispatch(&self, run: Run, job: &StepJob) -> Result<forward::Next, EngineError> {
+    async fn dispatch(
+        &self,
+        run: Run,
+        job: &StepJob,
+        row: Option<StepRow>,
+    ) -> Result<forward::Next, EngineError> {
         match job.direction {
-            Direction::Forward => self.forward(run, job.position).await,
+            Direction::Forward => self.forward(run, job.position, row).await,
             Direction::Undo => self
                 .undo(run, job.position)
                 .await

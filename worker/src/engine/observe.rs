@@ -78,6 +78,7 @@ impl Engine {
         job: StepJob,
         origin: Option<&str>,
     ) -> Result<(), EngineError> {
+        let _counted = self.count_in_flight();
         let master = &self.deps.master;
         let Some(mut run) = db::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
@@ -92,7 +93,7 @@ impl Engine {
                 count_recovery_and_retry(&job, row);
             }
             let span = attempt_span(&run, &job, row.as_ref(), origin);
-            match self.dispatch(run, &job).instrument(span).await? {
+            match self.dispatch(run, &job, row).instrument(span).await? {
                 Next::Done => break,
                 Next::Continue(position) => {
                     job.position = position;

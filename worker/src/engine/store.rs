@@ -20,6 +20,18 @@ pub async fn step_at(
         .await
 }
 
+/// A step job apalis re-queued from a dead worker (or after an engine
+/// error) is ready and waiting: those have `attempts > 0`.
+pub async fn recovered_job_waiting(ex: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending'
+                        AND attempts > 0 AND run_at <= now())",
+    )
+    .bind(landlord_shared::jobs::STEP_QUEUE)
+    .fetch_one(ex)
+    .await
+}
+
 /// The first step of a run still to run, if any.
 pub async fn first_unfinished(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Option<i32>> {
     sqlx::query_scalar(
