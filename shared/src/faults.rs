@@ -3,7 +3,8 @@
 //! Format: comma-separated `step:kind[:arg]`, for example
 //! `postgres:transient:2,storage:permanent-after,migrate:sleep-after:5000`.
 //! Faults apply to forward runs, except `undo-permanent`, which fails the
-//! step's compensation.
+//! step's compensation, and `delay-claim:<ms>`, which delays the claim of
+//! the step's attempt.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub enum FaultKind {
     Hang,
     /// Every undo attempt of the step fails permanently.
     UndoPermanent,
+    /// The worker waits this long before it claims the step: a window in
+    /// which to pause it, so that its job is re-queued and taken over
+    /// before it claims.
+    DelayClaim(Duration),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +60,7 @@ pub fn parse_faults(raw: &str) -> Result<Vec<Fault>, String> {
                 "panic" => FaultKind::Panic,
                 "hang" => FaultKind::Hang,
                 "undo-permanent" => FaultKind::UndoPermanent,
+                "delay-claim" => FaultKind::DelayClaim(Duration::from_millis(num("delay-claim")?)),
                 other => return Err(format!("'{item}': unknown fault kind '{other}'")),
             };
             Ok(Fault { step, kind })

@@ -119,3 +119,52 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
         .unwrap();
     assert_eq!((dbs, roles), (1, 1));
 }
+
+/// A worker paused after it took a run's job but before it claimed the
+/// step loses the job to another worker, and when it wakes claims nothing:
+/// the run keeps one driver, the job's holder, and no live attempt is
+/// miscounted as lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_worker_that_lost_its_job_claims_nothing() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let run = env.start("unheld").await.run;
+    // A reaches the postgres step, then waits before claiming it.
+    let mut a = worker_process(&env, "postgres:delay-claim:5000", &a_log);
+    wait_until("A at the postgres step", 60, async || {
+        env.step(run.id, "register").await.status == "completed"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&a, "-STOP");
+    assert_eq!(env.step(run.id, "postgres").await.attempts, 0);
+
+    // B takes the job over once A is presumed dead, and holds the step.
+    let mut b = worker_process(&env, "postgres:sleep-after:8000", &b_log);
+    wait_until("B claimed the step", 60, async || {
+        env.step(run.id, "postgres").await.attempts == 1
+    })
+    .await;
+    // A wakes past its delay while B still runs the step.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(&a, "-CONT");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let postgres = env.step(run.id, "postgres").await;
+    assert_eq!(
+        (postgres.attempts, postgres.lost_attempts),
+        (1, 0),
+        "A claimed B's live step: {postgres:?}"
+    );
+    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let _ = a.start_kill();
+    let _ = b.start_kill();
+    let b_text = std::fs::read_to_string(&b_log).unwrap();
+    assert!(
+        b_text.contains("Step 10/10 complete"),
+        "B drove the run: {b_text}"
+    );
+    let postgres = env.step(run.id, "postgres").await;
+    assert_eq!((postgres.attempts, postgres.lost_attempts), (1, 0));
+}

@@ -31,14 +31,10 @@ impl Engine {
         run: Run,
         position: i32,
         row: Option<StepRow>,
+        holder: Option<&store::Holder>,
     ) -> Result<Next, EngineError> {
         if run.status != "running" {
             return Ok(Next::Done); // a late duplicate of a finished or failed run
-        }
-        // The step boundary where an operator's cancel takes effect.
-        if let Some(compensate) = run.cancel_requested {
-            self.cancel(&run, position, compensate).await?;
-            return Ok(Next::Done);
         }
         let master = &self.deps.master;
         let step_row = match row {
@@ -54,6 +50,11 @@ impl Engine {
                 _ => Next::Done,
             });
         }
+        // The step boundary where an operator's cancel takes effect.
+        if let Some(compensate) = run.cancel_requested {
+            self.cancel(&run, position, compensate).await?;
+            return Ok(Next::Done);
+        }
         if !matches!(step_row.status.as_str(), "pending" | "running" | "retrying") {
             return Ok(Next::Done); // already decided by another delivery
         }
@@ -62,7 +63,10 @@ impl Engine {
                 .await?;
             return Ok(Next::Done);
         }
-        let Some(claim) = store::claim_attempt(master, run.id, position).await? else {
+        if let Some(delay) = self.claim_delay(&step_row.name) {
+            tokio::time::sleep(delay).await;
+        }
+        let Some(claim) = store::claim_attempt(master, run.id, position, holder).await? else {
             return Ok(Next::Done);
         };
         // The caller's span carries tenant, run, step and attempt.
@@ -300,6 +304,16 @@ impl Engine {
         }
         tx.commit().await?;
         Ok(Next::Done)
+    }
+}
+
+impl Engine {
+    /// An injected `delay-claim` fault for this step.
+    fn claim_delay(&self, step: &str) -> Option<Duration> {
+        self.deps.cfg.faults.iter().find_map(|f| match f.kind {
+            landlord_shared::faults::FaultKind::DelayClaim(d) if f.step == step => Some(d),
+            _ => None,
+        })
     }
 }
 

@@ -164,7 +164,7 @@ impl Engine {
     }
 
     pub async fn handle(&self, job: StepJob) -> Result<(), EngineError> {
-        self.handle_traced(job, None).await
+        self.handle_traced(job, None, None).await
     }
 
     async fn dispatch(
@@ -172,11 +172,12 @@ impl Engine {
         run: Run,
         job: &StepJob,
         row: Option<StepRow>,
+        holder: Option<&store::Holder>,
     ) -> Result<forward::Next, EngineError> {
         match job.direction {
-            Direction::Forward => self.forward(run, job.position, row).await,
+            Direction::Forward => self.forward(run, job.position, row, holder).await,
             Direction::Undo => self
-                .undo(run, job.position)
+                .undo(run, job.position, holder)
                 .await
                 .map(|()| forward::Next::Done),
         }

@@ -50,7 +50,8 @@ fn attempt_span(
     span
 }
 
-/// A forward step found `running` was held by a worker that stopped.
+/// Counts a recovery (a forward step found `running` was held by a worker
+/// that stopped) and a retry.
 fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
     let recovered = job.direction == Direction::Forward && row.status == "running";
     if recovered {
@@ -72,11 +73,13 @@ fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
 }
 
 impl Engine {
-    /// Handles a job pushed by the span `origin` (a `traceparent`).
+    /// Handles a job pushed by the span `origin` (a `traceparent`), held
+    /// on the queue by `holder` (none when called without a queue).
     pub async fn handle_traced(
         &self,
         job: StepJob,
         origin: Option<&str>,
+        holder: Option<&store::Holder>,
     ) -> Result<(), EngineError> {
         let _counted = self.count_in_flight();
         let master = &self.deps.master;
@@ -93,7 +96,11 @@ impl Engine {
                 count_recovery_and_retry(&job, row);
             }
             let span = attempt_span(&run, &job, row.as_ref(), origin);
-            match self.dispatch(run, &job, row).instrument(span).await? {
+            match self
+                .dispatch(run, &job, row, holder)
+                .instrument(span)
+                .await?
+            {
                 Next::Done => break,
                 Next::Continue(position) => {
                     job.position = position;

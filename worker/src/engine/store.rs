@@ -50,44 +50,69 @@ pub struct Claim {
     pub lost: i32,
 }
 
-/// Starts an attempt; `None` when the step is no longer runnable. A step
-/// whose previous attempt is still open lost that attempt with its worker.
+/// The queue job a handler holds. A step is claimed only while that job is
+/// still locked to this worker: once apalis has re-queued it (the worker
+/// was presumed dead) and another worker has taken it, a late handler can
+/// claim nothing, so the run has exactly one driver, the job's holder.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub job_id: String,
+    pub worker: String,
+}
+
+const HOLDS_JOB: &str = "($3::text IS NULL OR EXISTS (
+    SELECT 1 FROM apalis.jobs WHERE id = $3 AND lock_by = $4 AND status IN ('Queued', 'Running')))";
+
+/// Starts an attempt; `None` when the step is no longer runnable or the
+/// holder lost its job. A step whose previous attempt is still open lost
+/// that attempt with its worker.
 pub async fn claim_attempt(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
+    holder: Option<&Holder>,
 ) -> sqlx::Result<Option<Claim>> {
-    let row: Option<(i32, i32)> = sqlx::query_as(
+    let sql = format!(
         "UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
                 lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
                 waiting_for = NULL, started_at = COALESCE(started_at, now())
          WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')
-         RETURNING attempts, lost_attempts",
-    )
-    .bind(run_id)
-    .bind(position)
-    .fetch_optional(ex)
-    .await?;
+           AND {HOLDS_JOB}
+         RETURNING attempts, lost_attempts"
+    );
+    let row: Option<(i32, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .bind(position)
+        .bind(holder.map(|h| h.job_id.as_str()))
+        .bind(holder.map(|h| h.worker.as_str()))
+        .fetch_optional(ex)
+        .await?;
     Ok(row.map(|(attempt, lost)| Claim { attempt, lost }))
 }
 
-/// Starts an undo attempt; lost undo attempts are counted like forward ones.
+/// Starts an undo attempt; lost undo attempts are counted like forward
+/// ones. `None` when the holder lost its job.
 pub async fn claim_undo(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
-) -> sqlx::Result<Claim> {
-    let (attempt, lost): (i32, i32) = sqlx::query_as(
+    holder: Option<&Holder>,
+) -> sqlx::Result<Option<Claim>> {
+    let sql = format!(
         "UPDATE workflow_steps SET status = 'compensating', undo_attempts = undo_attempts + 1,
                 undo_lost_attempts = undo_lost_attempts + attempt_open::int, attempt_open = true,
                 waiting_for = NULL
-         WHERE run_id = $1 AND position = $2 RETURNING undo_attempts, undo_lost_attempts",
-    )
-    .bind(run_id)
-    .bind(position)
-    .fetch_one(ex)
-    .await?;
-    Ok(Claim { attempt, lost })
+         WHERE run_id = $1 AND position = $2 AND {HOLDS_JOB}
+         RETURNING undo_attempts, undo_lost_attempts"
+    );
+    let row: Option<(i32, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(run_id)
+        .bind(position)
+        .bind(holder.map(|h| h.job_id.as_str()))
+        .bind(holder.map(|h| h.worker.as_str()))
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.map(|(attempt, lost)| Claim { attempt, lost }))
 }
 
 /// An attempt's lease: the attempt number its claim took. A claim by

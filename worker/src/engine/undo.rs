@@ -13,7 +13,12 @@ use sqlx::PgConnection;
 use std::time::Duration;
 
 impl Engine {
-    pub(super) async fn undo(&self, run: Run, position: i32) -> Result<(), EngineError> {
+    pub(super) async fn undo(
+        &self,
+        run: Run,
+        position: i32,
+        holder: Option<&store::Holder>,
+    ) -> Result<(), EngineError> {
         if run.status != "compensating" {
             return Ok(());
         }
@@ -33,7 +38,11 @@ impl Engine {
                 .leave_for_another_worker(&run, &row, Direction::Undo, &why)
                 .await;
         }
-        let store::Claim { attempt, lost } = store::claim_undo(master, run.id, position).await?;
+        let Some(store::Claim { attempt, lost }) =
+            store::claim_undo(master, run.id, position, holder).await?
+        else {
+            return Ok(()); // the job was re-queued and taken by another worker
+        };
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, attempt,
             "Compensating step {}: {}", position + 1, row.name);
         let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
