@@ -114,11 +114,11 @@ fn params(tenant: &str) -> ProvisionParams {
 async fn random_sigkills_of_workers_end_with_every_run_completed() {
     let env = TestEnv::full_stack(&[]).await;
     let probe = Probe::new(&env).await;
-    let logs = tempfile::tempdir().unwrap();
-    let mut workers = vec![
-        spawn(&env, logs.path(), 0).await,
-        spawn(&env, logs.path(), 1).await,
-    ];
+    // The worker logs stay where a failed run left them; a passing run
+    // removes them unless TEST_LOG is set.
+    let logs = tempfile::tempdir().unwrap().keep();
+    eprintln!("chaos worker logs in {}", logs.display());
+    let mut workers = vec![spawn(&env, &logs, 0).await, spawn(&env, &logs, 1).await];
     let mut spawned = workers.len();
     let mut runs = Vec::new();
     for i in 0..TENANTS {
@@ -155,7 +155,7 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
             Some(9)
         );
         kills += 1;
-        workers[victim] = spawn(&env, logs.path(), spawned).await;
+        workers[victim] = spawn(&env, &logs, spawned).await;
         spawned += 1;
         if !at_kill.is_empty() {
             interrupted += at_kill.len();
@@ -249,5 +249,8 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     for (tenant, _) in &runs {
         let realm = probe.names(tenant).realm();
         probe.kc.delete(&format!("/{realm}")).await.unwrap();
+    }
+    if std::env::var_os("TEST_LOG").is_none() {
+        let _ = std::fs::remove_dir_all(&logs);
     }
 }

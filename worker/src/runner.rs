@@ -2,7 +2,6 @@
 
 use crate::deps::Deps;
 use crate::engine::Engine;
-use crate::engine::store::Holder;
 use crate::steps::all_steps;
 use apalis::prelude::*;
 use apalis_postgres::{PostgresStorage, Pubsub};
@@ -40,18 +39,9 @@ pub fn unique_worker_name() -> String {
     )
 }
 
-async fn handle(
-    job: Traced<StepJob>,
-    engine: Data<Arc<Engine>>,
-    id: TaskId,
-    worker: WorkerContext,
-) -> Result<(), BoxDynError> {
-    let holder = Holder {
-        job_id: id.to_string(),
-        worker: worker.name().to_owned(),
-    };
+async fn handle(job: Traced<StepJob>, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
     engine
-        .handle_traced(job.job, job.trace.as_deref(), Some(&holder))
+        .handle_traced(job.job, job.trace.as_deref())
         .await
         .map_err(|e| {
             tracing::error!("engine error, job will be re-delivered: {e}");

@@ -31,7 +31,7 @@ impl Engine {
         run: Run,
         position: i32,
         row: Option<StepRow>,
-        holder: Option<&store::Holder>,
+        driver: store::Driver,
     ) -> Result<Next, EngineError> {
         if run.status != "running" {
             return Ok(Next::Done); // a late duplicate of a finished or failed run
@@ -66,7 +66,9 @@ impl Engine {
         if let Some(delay) = self.claim_delay(&step_row.name) {
             tokio::time::sleep(delay).await;
         }
-        let Some(claim) = store::claim_attempt(master, run.id, position, holder).await? else {
+        let Some(claim) = store::claim_attempt(master, run.id, position, driver).await? else {
+            tracing::warn!(epoch = driver.epoch, status = %step_row.status,
+                "step not claimed: decided meanwhile, or a later delivery of the run's job drives it");
             return Ok(Next::Done);
         };
         // The caller's span carries tenant, run, step and attempt.

@@ -164,7 +164,7 @@ impl Engine {
     }
 
     pub async fn handle(&self, job: StepJob) -> Result<(), EngineError> {
-        self.handle_traced(job, None, None).await
+        self.handle_traced(job, None).await
     }
 
     async fn dispatch(
@@ -172,12 +172,12 @@ impl Engine {
         run: Run,
         job: &StepJob,
         row: Option<StepRow>,
-        holder: Option<&store::Holder>,
+        driver: store::Driver,
     ) -> Result<forward::Next, EngineError> {
         match job.direction {
-            Direction::Forward => self.forward(run, job.position, row, holder).await,
+            Direction::Forward => self.forward(run, job.position, row, driver).await,
             Direction::Undo => self
-                .undo(run, job.position, holder)
+                .undo(run, job.position, driver)
                 .await
                 .map(|()| forward::Next::Done),
         }

@@ -73,18 +73,19 @@ fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
 }
 
 impl Engine {
-    /// Handles a job pushed by the span `origin` (a `traceparent`), held
-    /// on the queue by `holder` (none when called without a queue).
+    /// Handles a job pushed by the span `origin` (a `traceparent`).
     pub async fn handle_traced(
         &self,
         job: StepJob,
         origin: Option<&str>,
-        holder: Option<&store::Holder>,
     ) -> Result<(), EngineError> {
         let _counted = self.count_in_flight();
         let master = &self.deps.master;
         let Some(mut run) = db::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
+            return Ok(());
+        };
+        let Some(driver) = store::drive(master, run.id).await? else {
             return Ok(());
         };
         let (run_id, was_finished) = (run.id, run.is_finished());
@@ -97,7 +98,7 @@ impl Engine {
             }
             let span = attempt_span(&run, &job, row.as_ref(), origin);
             match self
-                .dispatch(run, &job, row, holder)
+                .dispatch(run, &job, row, driver)
                 .instrument(span)
                 .await?
             {

@@ -50,66 +50,75 @@ pub struct Claim {
     pub lost: i32,
 }
 
-/// The queue job a handler holds. A step is claimed only while that job is
-/// still locked to this worker: once apalis has re-queued it (the worker
-/// was presumed dead) and another worker has taken it, a late handler can
-/// claim nothing, so the run has exactly one driver, the job's holder.
-#[derive(Debug, Clone)]
-pub struct Holder {
-    pub job_id: String,
-    pub worker: String,
+/// The right to drive a run: each delivery of a run's job takes the next
+/// epoch. A step is claimed only under the run's current epoch, so a
+/// worker presumed dead whose job was delivered again can claim nothing
+/// when it wakes: the run has one driver, the newest delivery. (apalis
+/// records a job's lock asynchronously, after the handler may have
+/// started, so the job row cannot serve as this token.)
+#[derive(Debug, Clone, Copy)]
+pub struct Driver {
+    pub epoch: i64,
 }
 
-const HOLDS_JOB: &str = "($3::text IS NULL OR EXISTS (
-    SELECT 1 FROM apalis.jobs WHERE id = $3 AND lock_by = $4 AND status IN ('Queued', 'Running')))";
+/// Takes the run for this delivery; `None` for an unknown run.
+pub async fn drive(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Option<Driver>> {
+    let epoch: Option<i64> = sqlx::query_scalar(
+        "UPDATE workflow_runs SET driver_epoch = driver_epoch + 1 WHERE id = $1 RETURNING driver_epoch",
+    )
+    .bind(run_id)
+    .fetch_optional(ex)
+    .await?;
+    Ok(epoch.map(|epoch| Driver { epoch }))
+}
 
-/// Starts an attempt; `None` when the step is no longer runnable or the
-/// holder lost its job. A step whose previous attempt is still open lost
+const DRIVES_RUN: &str = "EXISTS (SELECT 1 FROM workflow_runs WHERE id = $1 AND driver_epoch = $3)";
+
+/// Starts an attempt; `None` when the step is no longer runnable or a
+/// later delivery drives the run. A step whose previous attempt is still open lost
 /// that attempt with its worker.
 pub async fn claim_attempt(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
-    holder: Option<&Holder>,
+    driver: Driver,
 ) -> sqlx::Result<Option<Claim>> {
     let sql = format!(
         "UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
                 lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
                 waiting_for = NULL, started_at = COALESCE(started_at, now())
          WHERE run_id = $1 AND position = $2 AND status IN ('pending', 'running', 'retrying')
-           AND {HOLDS_JOB}
+           AND {DRIVES_RUN}
          RETURNING attempts, lost_attempts"
     );
     let row: Option<(i32, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(run_id)
         .bind(position)
-        .bind(holder.map(|h| h.job_id.as_str()))
-        .bind(holder.map(|h| h.worker.as_str()))
+        .bind(driver.epoch)
         .fetch_optional(ex)
         .await?;
     Ok(row.map(|(attempt, lost)| Claim { attempt, lost }))
 }
 
 /// Starts an undo attempt; lost undo attempts are counted like forward
-/// ones. `None` when the holder lost its job.
+/// ones. `None` when a later delivery drives the run.
 pub async fn claim_undo(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
-    holder: Option<&Holder>,
+    driver: Driver,
 ) -> sqlx::Result<Option<Claim>> {
     let sql = format!(
         "UPDATE workflow_steps SET status = 'compensating', undo_attempts = undo_attempts + 1,
                 undo_lost_attempts = undo_lost_attempts + attempt_open::int, attempt_open = true,
                 waiting_for = NULL
-         WHERE run_id = $1 AND position = $2 AND {HOLDS_JOB}
+         WHERE run_id = $1 AND position = $2 AND {DRIVES_RUN}
          RETURNING undo_attempts, undo_lost_attempts"
     );
     let row: Option<(i32, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(run_id)
         .bind(position)
-        .bind(holder.map(|h| h.job_id.as_str()))
-        .bind(holder.map(|h| h.worker.as_str()))
+        .bind(driver.epoch)
         .fetch_optional(ex)
         .await?;
     Ok(row.map(|(attempt, lost)| Claim { attempt, lost }))

@@ -17,7 +17,7 @@ impl Engine {
         &self,
         run: Run,
         position: i32,
-        holder: Option<&store::Holder>,
+        driver: store::Driver,
     ) -> Result<(), EngineError> {
         if run.status != "compensating" {
             return Ok(());
@@ -39,9 +39,9 @@ impl Engine {
                 .await;
         }
         let Some(store::Claim { attempt, lost }) =
-            store::claim_undo(master, run.id, position, holder).await?
+            store::claim_undo(master, run.id, position, driver).await?
         else {
-            return Ok(()); // the job was re-queued and taken by another worker
+            return Ok(()); // a later delivery of the run's job drives it
         };
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, attempt,
             "Compensating step {}: {}", position + 1, row.name);
