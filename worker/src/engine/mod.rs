@@ -4,7 +4,10 @@
 //! committed in one transaction guarded by the attempt's lease. After a
 //! checkpoint the same worker goes on with the next step in-process; the
 //! queue carries a run only to start it, after a crash (apalis re-queues
-//! the job of a dead worker), for a retry's delay, and at shutdown.
+//! the job of a dead worker), for a retry's delay, when a worker lacks a
+//! backend, at shutdown, and when a saturated worker sees a recovered job
+//! waiting. Each delivery takes the run's next driver epoch; a step is
+//! claimed only under the current one.
 
 mod attempt;
 mod backoff;
