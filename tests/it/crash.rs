@@ -3,20 +3,7 @@
 //! duplicating anything on the server.
 
 use crate::harness::TestEnv;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::Child;
-
-fn worker_process(env: &TestEnv, extra: &[(&str, &str)], log: &std::path::Path) -> Child {
-    env.landlord()
-        .arg("worker")
-        .envs(extra.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn landlord worker")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_step_is_recovered_by_another_process() {
@@ -25,8 +12,7 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
     let run = env.start("crashy").await.run;
     // Process A does the postgres step's work, then lingers before it can
     // checkpoint: that is where it dies.
-    let mut a = worker_process(
-        &env,
+    let mut a = env.worker_process(
         &[("LANDLORD_FAULTS", "postgres:sleep-after:60000")],
         &logs.path().join("a.log"),
     );
@@ -53,7 +39,7 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
         Some(9)
     );
 
-    let mut b = worker_process(&env, &[], &logs.path().join("b.log"));
+    let mut b = env.worker_process(&[], &logs.path().join("b.log"));
     let mut resumed_after = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while resumed_after.is_none() {
@@ -99,18 +85,7 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
         assert_eq!(env.step(run.id, later).await.attempts, 1, "{later}");
     }
     // Nothing duplicated, on the server or in the master DB.
-    let like = format!("{}\\_crashy%", env.prefix);
-    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
-        .bind(&like)
-        .fetch_one(&env.admin)
-        .await
-        .unwrap();
-    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1")
-        .bind(&like)
-        .fetch_one(&env.admin)
-        .await
-        .unwrap();
-    assert_eq!((dbs, roles), (1, 1));
+    assert_eq!(env.databases_and_roles("crashy").await, (1, 1));
     assert_eq!(
         env.count(
             "SELECT count(*) FROM secrets WHERE ref LIKE '%' || $1",
@@ -164,8 +139,7 @@ async fn sigkill_mid_hard_deprovisioning_is_recovered() {
     assert_eq!(run.status, "completed");
     worker.shutdown().await;
 
-    let mut a = worker_process(
-        &env,
+    let mut a = env.worker_process(
         &[("LANDLORD_FAULTS", "drop_postgres:sleep-after:60000")],
         &logs.path().join("a.log"),
     );
@@ -188,7 +162,7 @@ async fn sigkill_mid_hard_deprovisioning_is_recovered() {
     a.start_kill().expect("SIGKILL");
     a.wait().await.unwrap();
 
-    let mut b = worker_process(&env, &[], &logs.path().join("b.log"));
+    let mut b = env.worker_process(&[], &logs.path().join("b.log"));
     let done = env.wait_finished(hard.id, Duration::from_secs(60)).await;
     let _ = b.start_kill();
     assert_eq!(done.status, "completed", "{:?}", done.error);

@@ -4,20 +4,8 @@
 //! attempt still runs, and A's outcome is refused.
 
 use crate::harness::TestEnv;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
-
-fn worker_process(env: &TestEnv, faults: &str, log: &std::path::Path) -> Child {
-    env.landlord()
-        .arg("worker")
-        .env("LANDLORD_FAULTS", faults)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn landlord worker")
-}
 
 fn signal(child: &Child, sig: &str) {
     let pid = child.id().expect("worker is running").to_string();
@@ -43,7 +31,7 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
     let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
     let run = env.start("fenced").await.run;
     // A does the postgres step's work, then lingers before its checkpoint.
-    let mut a = worker_process(&env, "postgres:sleep-after:6000", &a_log);
+    let mut a = env.worker_process(&[("LANDLORD_FAULTS", "postgres:sleep-after:6000")], &a_log);
     wait_until("A inside the postgres step", 60, async || {
         env.step(run.id, "postgres").await.status == "running"
             && env.database_exists("fenced").await
@@ -53,7 +41,7 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
     signal(&a, "-STOP");
 
     // B re-runs the step (idempotently) and lingers longer than A has left.
-    let mut b = worker_process(&env, "postgres:sleep-after:8000", &b_log);
+    let mut b = env.worker_process(&[("LANDLORD_FAULTS", "postgres:sleep-after:8000")], &b_log);
     wait_until("B claimed the step A holds", 60, async || {
         env.step(run.id, "postgres").await.attempts == 2
     })
@@ -106,18 +94,7 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
         )
         .await;
     assert_eq!(jobs, 0, "no second next job");
-    let like = format!("{}\\_fenced%", env.prefix);
-    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname LIKE $1")
-        .bind(&like)
-        .fetch_one(&env.admin)
-        .await
-        .unwrap();
-    let roles: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname LIKE $1")
-        .bind(&like)
-        .fetch_one(&env.admin)
-        .await
-        .unwrap();
-    assert_eq!((dbs, roles), (1, 1));
+    assert_eq!(env.databases_and_roles("fenced").await, (1, 1));
 }
 
 /// A worker paused after it took a run's job but before it claimed the
@@ -131,7 +108,7 @@ async fn a_paused_worker_that_lost_its_job_claims_nothing() {
     let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
     let run = env.start("unheld").await.run;
     // A reaches the postgres step, then waits before claiming it.
-    let mut a = worker_process(&env, "postgres:delay-claim:5000", &a_log);
+    let mut a = env.worker_process(&[("LANDLORD_FAULTS", "postgres:delay-claim:5000")], &a_log);
     wait_until("A at the postgres step", 60, async || {
         env.step(run.id, "register").await.status == "completed"
     })
@@ -141,7 +118,7 @@ async fn a_paused_worker_that_lost_its_job_claims_nothing() {
     assert_eq!(env.step(run.id, "postgres").await.attempts, 0);
 
     // B takes the job over once A is presumed dead, and holds the step.
-    let mut b = worker_process(&env, "postgres:sleep-after:8000", &b_log);
+    let mut b = env.worker_process(&[("LANDLORD_FAULTS", "postgres:sleep-after:8000")], &b_log);
     wait_until("B claimed the step", 60, async || {
         env.step(run.id, "postgres").await.attempts == 1
     })

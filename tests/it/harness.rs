@@ -236,6 +236,37 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// Databases and roles on the cluster named for the tenant (a prefix
+    /// match): `(1, 1)` means nothing was duplicated.
+    pub async fn databases_and_roles(&self, tenant: &str) -> (i64, i64) {
+        let like = format!("{}\\_{tenant}%", self.prefix);
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE $1),
+                    (SELECT count(*) FROM pg_roles WHERE rolname LIKE $1)",
+        )
+        .bind(&like)
+        .fetch_one(&self.admin)
+        .await
+        .unwrap()
+    }
+
+    /// A real `landlord worker` process with some variables changed, its
+    /// log in `log`; killed when dropped.
+    pub fn worker_process(
+        &self,
+        vars: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> tokio::process::Child {
+        self.landlord()
+            .arg("worker")
+            .envs(vars.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn landlord worker")
+    }
+
     pub async fn role_exists(&self, tenant: &str) -> bool {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
             .bind(self.db_name(tenant))
