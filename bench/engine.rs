@@ -13,8 +13,8 @@ mod section;
 
 use chrono::{DateTime, Utc};
 use harness::TestEnv;
-use landlord_shared::db;
 use landlord_shared::model::StepRow;
+use landlord_shared::store;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Stdio;
@@ -170,7 +170,7 @@ async fn measure_latency(env: &TestEnv, runs: usize, vars: &[(&str, &str)]) -> L
             .wait_finished(started.id, Duration::from_secs(120))
             .await;
         assert_eq!(run.status, "completed", "{:?}", run.error);
-        let steps: Vec<StepRow> = db::steps_of_run(&env.pool, run.id)
+        let steps: Vec<StepRow> = store::steps_of_run(&env.pool, run.id)
             .await
             .unwrap()
             .into_iter()

@@ -1,8 +1,9 @@
 //! Follows a run live: a redrawn table on a terminal, one line per change
 //! otherwise, then a summary of every step.
 
-use landlord_shared::db;
+use landlord_shared::catalogue::Plan;
 use landlord_shared::model::{Run, StepRow};
+use landlord_shared::store;
 use sqlx::PgPool;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -33,7 +34,7 @@ fn step_line(s: &StepRow) -> String {
     };
     format!(
         "{} {:>2}. {:<9} {:<12} attempts {:<2} {:>8}  {}",
-        icon(&s.status),
+        icon(s.status.as_str()),
         s.position + 1,
         s.name,
         s.status,
@@ -48,12 +49,12 @@ pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::R
     let tty = std::io::stdout().is_terminal();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut drawn = 0usize;
-    let mut seen: Vec<(String, String, i32)> = Vec::new();
+    let mut seen: Vec<(String, landlord_shared::store::StepStatus, i32)> = Vec::new();
     loop {
-        let run = db::run_by_id(pool, run_id)
+        let run = store::run_by_id(pool, run_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("run vanished"))?;
-        let steps = db::steps_of_run(pool, run_id).await?;
+        let steps = store::steps_of_run(pool, run_id).await?;
         let mut out = std::io::stdout().lock();
         if tty {
             if drawn > 0 {
@@ -66,7 +67,7 @@ pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::R
             drawn = steps.len() + 1;
         } else {
             for s in &steps {
-                let key = (s.name.clone(), s.status.clone(), s.attempts);
+                let key = (s.name.clone(), s.status, s.attempts);
                 if !seen.contains(&key) {
                     writeln!(out, "{}", step_line(s))?;
                     seen.push(key);
@@ -85,15 +86,43 @@ pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::R
     }
 }
 
+/// The run's plan as it was resolved when the run was created.
+pub fn plan_line(plan: &Plan) -> String {
+    format!(
+        "plan {} (tier {}, {}): identity {}, postgres {} from template {}, mongo {}, qdrant {}, storage {}; optional steps: {}",
+        plan.name,
+        plan.tier.as_str(),
+        plan.tier.deployment(),
+        mode(&plan.identity),
+        mode(&plan.postgres.mode),
+        plan.postgres.template,
+        mode(&plan.mongo),
+        mode(&plan.qdrant),
+        mode(&plan.storage),
+        plan.steps.join(", ")
+    )
+}
+
+/// A mode as the catalogue spells it.
+fn mode(m: &impl serde::Serialize) -> String {
+    serde_json::to_value(m)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 pub async fn print_summary(pool: &PgPool, run: &Run) -> anyhow::Result<()> {
     println!(
         "\nrun {} ({}) for tenant '{}': {}",
         run.id, run.workflow_id, run.tenant_name, run.status
     );
+    if let Some(plan) = &run.plan {
+        println!("{}", plan_line(plan));
+    }
     if let Some(err) = &run.error {
         println!("error: {err}");
     }
-    for s in db::steps_of_run(pool, run.id).await? {
+    for s in store::steps_of_run(pool, run.id).await? {
         println!("{}", step_line(&s));
     }
     Ok(())

@@ -16,7 +16,7 @@ use landlord_shared::request::ProvisionRequest;
 use landlord_shared::secrets::{SecretStore, admin_secret_ref};
 use landlord_shared::start::start_provision;
 use landlord_shared::tenant::{TenantKey, TenantNames};
-use landlord_shared::{db, migrate, telemetry};
+use landlord_shared::{migrate, store, telemetry};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use std::io::IsTerminal;
@@ -192,6 +192,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            if let Err(e) = cfg.plans.resolve(params.plan.as_deref()) {
+                eprintln!("error: invalid {e}");
+                return Ok(ExitCode::from(2));
+            }
             let pool = connect(&cfg).await?;
             return provision(
                 &pool,
@@ -233,10 +237,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let worker = tokio::spawn(landlord_worker::runner::run_worker(engine, async move {
                 let _ = stopped.await;
             }));
-            let params = ProvisionParams {
-                plan: Some("demo".into()),
-                ..Default::default()
-            };
+            // The catalogue's default plan.
+            let params = ProvisionParams::default();
             let code = provision(&pool, &cfg, &key, &params, Some(Duration::from_secs(600))).await;
             let _ = stop.send(());
             worker.await??;
@@ -285,7 +287,7 @@ async fn finish(
 ) -> anyhow::Result<ExitCode> {
     let run = follow::follow(pool, run_id, timeout).await?;
     follow::print_summary(pool, &run).await?;
-    let found = db::tenant_by_name(pool, tenant).await?;
+    let found = store::tenant_by_name(pool, tenant).await?;
     let status = found.as_ref().map_or("absent", |t| t.status.as_str());
     println!("tenant '{tenant}' is {status}");
     Ok(if status == "active" {
@@ -306,7 +308,19 @@ fn config_check(cfg: &Config) -> ExitCode {
     }
     // A step this process lacks the backend for is the step a run started
     // here skips; a worker with this configuration leaves it to others.
-    let plan = plan_provision(cfg);
+    let Ok(default) = cfg.plans.resolve(None) else {
+        unreachable!("a loaded catalogue has its default plan");
+    };
+    for p in cfg.plans.plans.values() {
+        println!(
+            "plan {:<14} tier {} ({}): {}",
+            p.name,
+            p.tier.as_str(),
+            p.tier.deployment(),
+            p.steps.join(", ")
+        );
+    }
+    let plan = plan_provision(cfg, &default);
     let runs: Vec<&str> = plan
         .iter()
         .filter(|s| s.skipped.is_none())
@@ -333,10 +347,10 @@ fn config_check(cfg: &Config) -> ExitCode {
 }
 
 async fn status(pool: &PgPool, tenant: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let t = db::tenant_by_name(pool, tenant).await?;
-    let run = db::latest_run_for_tenant(pool, tenant).await?;
+    let t = store::tenant_by_name(pool, tenant).await?;
+    let run = store::latest_run_for_tenant(pool, tenant).await?;
     let steps = match &run {
-        Some(r) => db::steps_of_run(pool, r.id).await?,
+        Some(r) => store::steps_of_run(pool, r.id).await?,
         None => vec![],
     };
     if json {

@@ -208,7 +208,7 @@ async fn wait_all_finished(env: &TestEnv, runs: &[Uuid], since: Instant) -> Vec<
             if finished[i].is_some() {
                 continue;
             }
-            let run = landlord_shared::db::run_by_id(&env.pool, *id).await;
+            let run = landlord_shared::store::run_by_id(&env.pool, *id).await;
             if let Ok(Some(run)) = run
                 && run.is_finished()
             {
@@ -333,7 +333,7 @@ async fn outage(
         runs.len()
     );
     for id in &runs {
-        let run = landlord_shared::db::run_by_id(&env.pool, *id)
+        let run = landlord_shared::store::run_by_id(&env.pool, *id)
             .await
             .unwrap()
             .unwrap();
@@ -473,7 +473,7 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
     // roles carry the test's prefix (besides its master and template).
     let mut expected = Vec::new();
     for id in &runs {
-        let run = landlord_shared::db::run_by_id(&env.pool, *id)
+        let run = landlord_shared::store::run_by_id(&env.pool, *id)
             .await
             .unwrap()
             .unwrap();

@@ -9,6 +9,8 @@ export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
 export LANDLORD_PG_PORT=${LANDLORD_PG_PORT:-54329}
 deploy/pg.sh start
 eval "$(deploy/pg.sh env)"
+# The store's compile-time query data must match the migrations.
+deploy/sqlx.sh check
 deploy/stack.sh start
 eval "$(deploy/stack.sh env)"
 # The stand-in's own contract tests (status codes per the Qdrant spec).

@@ -10,8 +10,10 @@
 //! | `LANDLORD_API_BODY_LIMIT` | `65536` | request body limit in bytes |
 
 use landlord_shared::backend::{Backend, PlannedStep};
+use landlord_shared::catalogue::{Catalogue, Plan};
 use landlord_shared::config::ConfigError;
-use landlord_shared::plan::{plan_provision, plan_provision_for};
+use landlord_shared::plan::plan_provision_for;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -22,9 +24,13 @@ pub struct ApiConfig {
     /// A worker whose last heartbeat is older than this is not counted live
     /// by `/metrics` (the engine's orphan timeout).
     pub workers_live_within: std::time::Duration,
-    /// The timeline of every run started here, decided from the backends
-    /// this deployment is configured with (the engine config's).
-    pub provision_plan: Vec<PlannedStep>,
+    /// The plans runs started here may follow (the engine config's).
+    pub plans: Arc<Catalogue>,
+    /// The backends this deployment is configured with (the engine
+    /// config's), which decide each run's timeline with its plan.
+    pub backends: Vec<Backend>,
+    /// Where tenant files go: bucket or folder.
+    pub storage: Backend,
 }
 
 #[derive(Debug, Clone)]
@@ -43,8 +49,18 @@ impl ApiConfig {
     pub fn from_env(engine: &landlord_shared::config::Config) -> Result<Self, ConfigError> {
         let mut cfg = Self::from_lookup(|k| std::env::var(k).ok(), engine.rollback_on_failure)?;
         cfg.workers_live_within = engine.orphan_timeout();
-        cfg.provision_plan = plan_provision(engine);
+        cfg.plans = engine.plans.clone();
+        cfg.backends = Backend::ALL
+            .into_iter()
+            .filter(|b| b.configured(engine))
+            .collect();
+        cfg.storage = Backend::storage(engine);
         Ok(cfg)
+    }
+
+    /// The timeline of a run started here on `plan`.
+    pub fn timeline(&self, plan: &Plan) -> Vec<PlannedStep> {
+        plan_provision_for(plan, |b| self.backends.contains(&b), self.storage)
     }
 
     pub fn from_lookup(
@@ -81,8 +97,11 @@ impl ApiConfig {
             rollback_on_failure,
             // The engine's default orphan timeout (1 s heartbeat × 3).
             workers_live_within: std::time::Duration::from_secs(3),
-            // Without an engine config: every backend, files in folders.
-            provision_plan: plan_provision_for(|_| true, Backend::Folder),
+            // Without an engine config: the built-in plans, every backend,
+            // files in folders.
+            plans: Arc::new(Catalogue::builtin()),
+            backends: Backend::ALL.to_vec(),
+            storage: Backend::Folder,
         })
     }
 }

@@ -193,6 +193,7 @@ impl From<ActionError> for ApiError {
             ActionError::Conflict(msg) => Self::Conflict(msg),
             ActionError::Db(e) => e.into(),
             ActionError::Queue(e) => Self::Internal(e.into()),
+            ActionError::Invalid(e) => Self::field(&e.field, e.message),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::mask::{mask_opt, mask_secrets};
 use chrono::{DateTime, Utc};
+use landlord_shared::catalogue::Plan;
 use landlord_shared::model::{Run, StepRow, Tenant};
 use landlord_shared::plan::describe;
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct RunSummary {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The plan a provisioning run follows, resolved from the catalogue
+    /// when the run was created (null for deprovisioning runs).
+    pub plan: Option<Plan>,
 }
 
 /// A run row with the name of its failed step, if any.
@@ -48,16 +52,17 @@ impl From<RunRow> for RunSummary {
         Self {
             id: r.id,
             workflow_id: r.workflow_id,
-            kind: r.kind,
+            kind: r.kind.as_str().to_owned(),
             tenant_name: r.tenant_name,
             tenant_id: r.tenant_id,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             error: mask_opt(r.error.as_deref()),
             failed_step: row.failed_step,
             cancel_requested: r.cancel_requested,
             created_at: r.created_at,
             updated_at: r.updated_at,
             finished_at: r.finished_at,
+            plan: r.plan.map(|p| p.0),
         }
     }
 }
@@ -86,7 +91,7 @@ impl TenantView {
         Self {
             id: t.id,
             name: t.name,
-            status: t.status,
+            status: t.status.as_str().to_owned(),
             plan: t.plan,
             realm_name: t.realm_name,
             postgres_db: t.postgres_db,
@@ -152,7 +157,7 @@ impl From<StepRow> for StepView {
             duration_ms: s.duration_ms(),
             last_error: mask_opt(s.last_error.as_deref()),
             name: s.name,
-            status: s.status,
+            status: s.status.as_str().to_owned(),
             attempts: s.attempts,
             undo_attempts: s.undo_attempts,
             lost_attempts: s.lost_attempts + s.undo_lost_attempts,

@@ -3,12 +3,12 @@
 //! repeated or concurrent request changes nothing twice.
 
 use crate::backend::{Backend, PlannedStep};
-use crate::db;
 use crate::jobs::{Direction, StepJob, push_step_job};
-use crate::model::{ProvisionParams, Run};
+use crate::model::{ProvisionParams, Run, StepRow};
 use crate::plan::{deprovision_source, steps_for};
 use crate::start::{NewRun, StartError, Started, create_run};
-use crate::telemetry::RunTrace;
+use crate::store;
+use crate::store::{LogStatus, RunKind, RunStatus, StepStatus, TenantStatus};
 use crate::tenant::TenantKey;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -27,6 +27,9 @@ pub enum ActionError {
     Db(#[from] sqlx::Error),
     #[error("enqueue failed: {0}")]
     Queue(#[from] apalis_postgres::Error),
+    /// A request field the engine refused (a plan the catalogue lacks).
+    #[error("invalid {0}")]
+    Invalid(crate::request::FieldError),
 }
 
 impl From<StartError> for ActionError {
@@ -34,30 +37,32 @@ impl From<StartError> for ActionError {
         match e {
             StartError::Db(e) => Self::Db(e),
             StartError::Queue(e) => Self::Queue(e),
+            StartError::Plan(e) => Self::Invalid(e),
         }
     }
 }
 
 /// Step states that may have left something behind to undo.
-pub const UNDOABLE: &[&str] = &["completed", "failed", "compensating", "running", "retrying"];
+pub const UNDOABLE: &[StepStatus] = &[
+    StepStatus::Completed,
+    StepStatus::Failed,
+    StepStatus::Compensating,
+    StepStatus::Running,
+    StepStatus::Retrying,
+];
 
 /// Resumes a failed (or cancelled) run at its failed step: completed
 /// checkpoints are kept and not re-run; that step gets a fresh retry budget.
 pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> {
     let mut tx = pool.begin().await?;
-    let current = db::run_by_id(&mut *tx, run_id)
+    let current = store::run_by_id(&mut *tx, run_id)
         .await?
         .ok_or(ActionError::NotFound("run"))?;
-    let run: Option<Run> = sqlx::query_as(
-        "UPDATE workflow_runs SET status = 'running', error = NULL, finished_at = NULL,
-                cancel_requested = NULL, updated_at = now(), trace_context = $2
-         WHERE id = $1 AND status IN ('failed', 'cancelled') RETURNING *",
-    )
-    .bind(run_id)
-    // The resumed run is a new run span, in the trace of whoever resumed it.
-    .bind(sqlx::types::Json(RunTrace::for_current_span()))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let reopened = store::reopen_run(&mut *tx, run_id).await?;
+    let run = match reopened {
+        true => store::run_by_id(&mut *tx, run_id).await?,
+        false => None,
+    };
     let Some(run) = run else {
         return Err(ActionError::Conflict(format!(
             "only a failed or cancelled run can be retried; this one is {}",
@@ -65,35 +70,27 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
         )));
     };
     // The first step not yet done: the failed one, or where a cancel stopped.
-    let position: i32 = sqlx::query_scalar(
-        "UPDATE workflow_steps SET status = 'pending', attempts = 0, lost_attempts = 0,
-                attempt_open = false, waiting_for = NULL, last_error = NULL, finished_at = NULL
-         WHERE run_id = $1 AND position = (
-             SELECT min(position) FROM workflow_steps
-             WHERE run_id = $1 AND status NOT IN ('completed', 'skipped'))
-         RETURNING position",
-    )
-    .bind(run_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .unwrap_or(0);
-    if run.kind == "provision"
+    let position = store::reset_first_unfinished(&mut *tx, run_id)
+        .await?
+        .unwrap_or(0);
+    if run.kind == RunKind::Provision
         && let Some(tenant_id) = run.tenant_id
     {
-        sqlx::query(
-            "UPDATE tenants SET status = 'provisioning', updated_at = now() WHERE id = $1 AND status = 'suspended'",
+        store::move_tenant(
+            &mut *tx,
+            tenant_id,
+            &[TenantStatus::Suspended],
+            TenantStatus::Provisioning,
         )
-        .bind(tenant_id)
-        .execute(&mut *tx)
         .await?;
     }
     let step = step_name(&run, position);
-    db::insert_provision_log(
+    store::insert_provision_log(
         &mut *tx,
         run.tenant_id,
         run.id,
         step,
-        "requested",
+        LogStatus::Requested,
         "retry requested by an operator",
     )
     .await?;
@@ -112,19 +109,19 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
 /// Rolling back a run already rolling back or rolled back is a no-op.
 pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> {
     let mut tx = pool.begin().await?;
-    let current = db::run_by_id(&mut *tx, run_id)
+    let current = store::run_by_id(&mut *tx, run_id)
         .await?
         .ok_or(ActionError::NotFound("run"))?;
-    if current.kind != "provision" {
+    if current.kind != RunKind::Provision {
         return Err(ActionError::Conflict(format!(
             "a {} run cannot be rolled back; retry it instead",
-            current.kind.replace('_', " ")
+            current.kind.as_str().replace('_', " ")
         )));
     }
-    match current.status.as_str() {
-        "compensating" | "compensated" => return Ok(current),
-        "failed" | "cancelled" | "compensation_failed" => {}
-        "running" => {
+    match current.status {
+        RunStatus::Compensating | RunStatus::Compensated => return Ok(current),
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::CompensationFailed => {}
+        RunStatus::Running => {
             return Err(ActionError::Conflict(
                 "the run is still running; cancel it with compensation instead".into(),
             ));
@@ -135,29 +132,23 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
             )));
         }
     }
-    let run: Option<Run> = sqlx::query_as(
-        "UPDATE workflow_runs SET status = 'compensating', finished_at = NULL, updated_at = now(),
-                trace_context = $3
-         WHERE id = $1 AND status = $2 RETURNING *",
-    )
-    .bind(run_id)
-    .bind(&current.status)
-    .bind(sqlx::types::Json(RunTrace::for_current_span()))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let run = match store::begin_compensation(&mut *tx, run_id, current.status).await? {
+        true => store::run_by_id(&mut *tx, run_id).await?,
+        false => None,
+    };
     let Some(run) = run else {
         // A concurrent request moved it first.
-        let now = db::run_by_id(&mut *tx, run_id)
+        let now = store::run_by_id(&mut *tx, run_id)
             .await?
             .ok_or(ActionError::NotFound("run"))?;
         return Ok(now);
     };
-    db::insert_provision_log(
+    store::insert_provision_log(
         &mut *tx,
         run.tenant_id,
         run.id,
         "",
-        "requested",
+        LogStatus::Requested,
         "rollback requested by an operator",
     )
     .await?;
@@ -170,14 +161,7 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
 /// there is none, ends the compensation at once. The run must already be
 /// `compensating`.
 pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), StartError> {
-    let statuses: Vec<&str> = UNDOABLE.to_vec();
-    let last: Option<i32> = sqlx::query_scalar(
-        "SELECT max(position) FROM workflow_steps WHERE run_id = $1 AND status = ANY($2)",
-    )
-    .bind(run.id)
-    .bind(&statuses)
-    .fetch_one(&mut *tx)
-    .await?;
+    let last = store::last_step_in(&mut *tx, run.id, i32::MAX, UNDOABLE).await?;
     match last {
         Some(position) => {
             let job = StepJob {
@@ -188,16 +172,9 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
             push_step_job(tx, &job, Duration::ZERO).await?;
         }
         None => {
-            let done = sqlx::query(
-                "UPDATE workflow_runs SET status = 'compensated', finished_at = now(), updated_at = now()
-                 WHERE id = $1 AND status = 'compensating'",
-            )
-            .bind(run.id)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                crate::metrics::metrics().run_finished(&run.kind, "compensated");
-                db::insert_finished_event(tx, run, "compensated", None).await?;
+            let to = RunStatus::Compensated;
+            if store::transition_run(&mut *tx, run.id, RunStatus::Compensating, to, None).await? {
+                store::insert_finished_event(tx, run, to, None).await?;
             }
         }
     }
@@ -209,17 +186,13 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
 /// harmless; the first answer about compensation stands.
 pub async fn cancel_run(pool: &PgPool, run_id: Uuid, compensate: bool) -> Result<Run, ActionError> {
     let mut tx = pool.begin().await?;
-    let current = db::run_by_id(&mut *tx, run_id)
+    let current = store::run_by_id(&mut *tx, run_id)
         .await?
         .ok_or(ActionError::NotFound("run"))?;
-    let run: Option<Run> = sqlx::query_as(
-        "UPDATE workflow_runs SET cancel_requested = COALESCE(cancel_requested, $2), updated_at = now()
-         WHERE id = $1 AND status = 'running' RETURNING *",
-    )
-    .bind(run_id)
-    .bind(compensate)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let run = match store::request_cancel(&mut *tx, run_id, compensate).await? {
+        true => store::run_by_id(&mut *tx, run_id).await?,
+        false => None,
+    };
     let Some(run) = run else {
         return Err(ActionError::Conflict(format!(
             "only a running run can be cancelled; this one is {}",
@@ -232,7 +205,15 @@ pub async fn cancel_run(pool: &PgPool, run_id: Uuid, compensate: bool) -> Result
         } else {
             "cancel requested by an operator"
         };
-        db::insert_provision_log(&mut *tx, run.tenant_id, run.id, "", "requested", msg).await?;
+        store::insert_provision_log(
+            &mut *tx,
+            run.tenant_id,
+            run.id,
+            "",
+            LogStatus::Requested,
+            msg,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(run)
@@ -248,10 +229,10 @@ pub enum DeprovisionMode {
 }
 
 impl DeprovisionMode {
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> RunKind {
         match self {
-            Self::Soft => "deprovision_soft",
-            Self::Hard => "deprovision_hard",
+            Self::Soft => RunKind::DeprovisionSoft,
+            Self::Hard => RunKind::DeprovisionHard,
         }
     }
 }
@@ -275,40 +256,30 @@ pub async fn start_deprovision(
     let wf = deprovision_workflow_id(key, mode);
     let mut tx = pool.begin().await?;
     // Serialises against concurrent deprovision and retry requests.
-    let tenant: Option<(Uuid, String)> =
-        sqlx::query_as("SELECT id, status FROM tenants WHERE name = $1 FOR UPDATE")
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+    let tenant = store::lock_tenant(&mut *tx, key.as_str()).await?;
     let (tenant_id, status) = tenant.ok_or(ActionError::NotFound("tenant"))?;
-    if let Some(run) = db::run_by_workflow_id(&mut *tx, &wf).await? {
+    if let Some(run) = store::run_by_workflow_id(&mut *tx, &wf).await? {
         tx.commit().await?;
         return Ok(Started {
             run,
             created: false,
         });
     }
-    let busy: Option<(String, String)> = sqlx::query_as(
-        "SELECT kind, status FROM workflow_runs
-         WHERE tenant_name = $1 AND status IN ('running', 'compensating') LIMIT 1",
-    )
-    .bind(key.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let busy = store::busy_run_of_tenant(&mut *tx, key.as_str()).await?;
     if let Some((kind, run_status)) = busy {
         return Err(ActionError::Conflict(format!(
             "a {} run of this tenant is {run_status}; cancel it or wait for it to finish",
-            kind.replace('_', " ")
+            kind.as_str().replace('_', " ")
         )));
     }
-    match (status.as_str(), mode) {
-        ("active", _) if !force => {
+    match (status, mode) {
+        (TenantStatus::Active, _) if !force => {
             return Err(ActionError::Conflict(
                 "the tenant is active; deprovisioning it needs force=true".into(),
             ));
         }
-        ("active" | "suspended" | "provisioning", _) => {}
-        ("deleted", DeprovisionMode::Hard) => {} // soft-deleted data can still be dropped
+        (TenantStatus::Active | TenantStatus::Suspended | TenantStatus::Provisioning, _) => {}
+        (TenantStatus::Deleted, DeprovisionMode::Hard) => {} // soft-deleted data can still be dropped
         (other, _) => {
             return Err(ActionError::Conflict(format!(
                 "the tenant is already {other}"
@@ -324,6 +295,7 @@ pub async fn start_deprovision(
         params: &ProvisionParams::default(),
         rollback: false,
         steps: &steps,
+        plan: None,
     };
     let started = create_run(&mut tx, &new).await?;
     tx.commit().await?;
@@ -337,21 +309,12 @@ async fn provisioned(
     tx: &mut PgConnection,
     tenant_id: Uuid,
     key: &TenantKey,
-) -> sqlx::Result<(Vec<(String, String, Option<String>)>, Vec<(String, String)>)> {
-    let steps: Vec<(String, String, Option<String>)> = sqlx::query_as(
-        "SELECT s.name, s.status, s.needs FROM workflow_steps s
-         WHERE s.run_id = (SELECT id FROM workflow_runs WHERE tenant_name = $1 AND kind = 'provision'
-                           ORDER BY created_at DESC LIMIT 1)",
-    )
-    .bind(key.as_str())
-    .fetch_all(&mut *tx)
-    .await?;
-    let live: Vec<(String, String)> = sqlx::query_as(
-        "SELECT DISTINCT step, kind FROM tenant_resources WHERE tenant_id = $1 AND deleted_at IS NULL",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut *tx)
-    .await?;
+) -> sqlx::Result<(Vec<StepRow>, Vec<(String, String)>)> {
+    let steps = match store::latest_provision_run(&mut *tx, key.as_str()).await? {
+        Some(run_id) => store::steps_of_run(&mut *tx, run_id).await?,
+        None => Vec::new(),
+    };
+    let live = store::live_resources(&mut *tx, tenant_id).await?;
     Ok((steps, live))
 }
 
@@ -371,8 +334,8 @@ async fn plan_deprovision(
             let Some(source) = deprovision_source(name) else {
                 return PlannedStep::runs(name, None);
             };
-            let row = steps.iter().find(|(n, _, _)| n == source);
-            let touched = row.is_some_and(|(_, status, _)| UNDOABLE.contains(&status.as_str()));
+            let row = steps.iter().find(|s| s.name == source);
+            let touched = row.is_some_and(|s| UNDOABLE.contains(&s.status));
             let kinds: Vec<&str> = live
                 .iter()
                 .filter(|(step, _)| step == source)
@@ -384,7 +347,7 @@ async fn plan_deprovision(
                     format!("nothing to do: {source} created nothing for this tenant"),
                 );
             }
-            let recorded = row.and_then(|(_, _, needs)| needs.as_deref().and_then(Backend::parse));
+            let recorded = row.and_then(StepRow::backend);
             // Runs from before needs were recorded: infer from what is there.
             let needs = recorded.unwrap_or(match source {
                 "identity" => Backend::Keycloak,
@@ -400,7 +363,7 @@ async fn plan_deprovision(
 }
 
 fn step_name(run: &Run, position: i32) -> &'static str {
-    steps_for(&run.kind)
+    steps_for(run.kind)
         .get(usize::try_from(position).unwrap_or(0))
         .map_or("", |s| s.0)
 }

@@ -3,6 +3,7 @@
 //! Variable names and defaults follow seed 000; `LANDLORD_*` variables are
 //! this engine's own knobs.
 
+use crate::catalogue::Catalogue;
 use crate::faults::{Fault, parse_faults};
 use crate::tenant::NamePrefix;
 use secrecy::{ExposeSecret, SecretString};
@@ -43,6 +44,12 @@ pub struct Config {
     pub missed_heartbeats: usize,
     pub worker_concurrency: usize,
     pub poll_interval: Duration,
+    /// How often a worker looks for workers whose database session ended
+    /// (`LANDLORD_SESSION_SWEEP_MS`; 0, the default, leaves recovery to the
+    /// heartbeat timeout). Off by default until a step interrupted by
+    /// repeated kills no longer exhausts `LANDLORD_MAX_LOST_ATTEMPTS`
+    /// sooner because it is taken over sooner (the chaos test).
+    pub session_sweep: Option<Duration>,
     /// 32-byte key (base64) for the secret store.
     pub secret_key: Option<SecretString>,
     pub faults: Vec<Fault>,
@@ -52,6 +59,8 @@ pub struct Config {
     /// `CONNECTION LIMIT` of each tenant's Postgres role
     /// (`LANDLORD_TENANT_CONNECTION_LIMIT`, default 20).
     pub tenant_connection_limit: u32,
+    /// The plan catalogue (`LANDLORD_PLANS_PATH`, else the built-in one).
+    pub plans: std::sync::Arc<Catalogue>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,7 +192,17 @@ impl Config {
                     reason,
                 }
             })?;
+        let plans = match get("LANDLORD_PLANS_PATH") {
+            None => Catalogue::builtin(),
+            Some(path) => {
+                Catalogue::load(path.trim().as_ref()).map_err(|e| ConfigError::Invalid {
+                    name: "LANDLORD_PLANS_PATH",
+                    reason: e.to_string(),
+                })?
+            }
+        };
         Ok(Self {
+            plans: std::sync::Arc::new(plans),
             master_database_url: get("MASTER_DATABASE_URL")
                 .ok_or(ConfigError::Missing("MASTER_DATABASE_URL"))?,
             postgres_admin_url: get("POSTGRES_ADMIN_URL"),
@@ -252,6 +271,9 @@ impl Config {
                 .try_into()
                 .unwrap_or(4),
             poll_interval: Duration::from_millis(parse_u64("LANDLORD_POLL_INTERVAL_MS", 500)?),
+            session_sweep: Some(parse_u64("LANDLORD_SESSION_SWEEP_MS", 0)?)
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
             faults,
             metrics_bind: get("LANDLORD_METRICS_BIND"),
@@ -354,6 +376,20 @@ impl Config {
                 self.tenant_storage_root.display().to_string(),
             ),
             ("LANDLORD_NAME_PREFIX", self.name_prefix.as_str().to_owned()),
+            (
+                "LANDLORD_PLANS_PATH",
+                format!(
+                    "{} (plans {}; default {})",
+                    self.plans.source,
+                    self.plans
+                        .plans
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.plans.default
+                ),
+            ),
             ("LANDLORD_SECRET_KEY", secret(self.secret_key.as_ref())),
             ("ROLLBACK_ON_FAILURE", self.rollback_on_failure.to_string()),
             ("PROVISION_RETRY_ATTEMPTS", self.retry_attempts.to_string()),
@@ -376,6 +412,10 @@ impl Config {
                 self.worker_concurrency.to_string(),
             ),
             ("LANDLORD_POLL_INTERVAL_MS", ms(self.poll_interval)),
+            (
+                "LANDLORD_SESSION_SWEEP_MS",
+                self.session_sweep.map_or_else(|| "0".to_owned(), ms),
+            ),
             ("WEBHOOK_URL", opt(self.notify.webhook_url.as_deref())),
             (
                 "WEBHOOK_SECRET",

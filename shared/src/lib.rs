@@ -3,8 +3,8 @@
 
 pub mod actions;
 pub mod backend;
+pub mod catalogue;
 pub mod config;
-pub mod db;
 pub mod faults;
 pub mod jobs;
 pub mod metrics;
@@ -14,5 +14,6 @@ pub mod plan;
 pub mod request;
 pub mod secrets;
 pub mod start;
+pub mod store;
 pub mod telemetry;
 pub mod tenant;

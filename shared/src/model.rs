@@ -1,5 +1,6 @@
 //! Rows of the engine's tables and the request that starts a run.
 
+use crate::store::{RunKind, RunStatus, StepStatus, TenantStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -28,12 +29,12 @@ pub struct AdminContact {
 pub struct Run {
     pub id: Uuid,
     pub workflow_id: String,
-    pub kind: String,
+    pub kind: RunKind,
     pub tenant_name: String,
     pub tenant_id: Option<Uuid>,
     pub params: sqlx::types::Json<ProvisionParams>,
     pub rollback: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
     /// `Some(compensate)` once an operator asked the run to stop.
     pub cancel_requested: Option<bool>,
@@ -44,14 +45,15 @@ pub struct Run {
     #[sqlx(default)]
     #[serde(skip)]
     pub trace_context: Option<sqlx::types::Json<crate::telemetry::RunTrace>>,
+    /// A provisioning run's plan, resolved from the catalogue when the run
+    /// was created; what its workers follow.
+    #[sqlx(default)]
+    pub plan: Option<sqlx::types::Json<crate::catalogue::Plan>>,
 }
 
 impl Run {
     pub fn is_finished(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "completed" | "failed" | "cancelled" | "compensated" | "compensation_failed"
-        )
+        self.status.is_finished()
     }
 }
 
@@ -60,7 +62,7 @@ pub struct StepRow {
     pub run_id: Uuid,
     pub position: i32,
     pub name: String,
-    pub status: String,
+    pub status: StepStatus,
     pub attempts: i32,
     pub undo_attempts: i32,
     pub output: Option<serde_json::Value>,
@@ -99,7 +101,7 @@ pub struct Tenant {
     pub mongo_db: Option<String>,
     pub qdrant_collection: Option<String>,
     pub storage_path: Option<String>,
-    pub status: String,
+    pub status: TenantStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -109,4 +111,15 @@ pub struct Tenant {
 pub struct ResourceRef {
     pub kind: String,
     pub name: String,
+}
+
+/// An outbox event (`events`), delivered by its own job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: Uuid,
+    /// The event type, e.g. `tenant.provisioned`.
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
 }

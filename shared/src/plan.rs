@@ -6,7 +6,9 @@
 //! the worker owns what each step does.
 
 use crate::backend::{Backend, PlannedStep};
+use crate::catalogue::Plan;
 use crate::config::Config;
+use crate::store::RunKind;
 
 /// (name, what the step does) in execution order (ARCHITECTURE.md).
 pub const PROVISION_STEPS: &[(&str, &str)] = &[
@@ -46,14 +48,11 @@ pub const DEPROVISION_HARD_STEPS: &[(&str, &str)] = &[
     ("mark_deleted", "Marking tenant deleted"),
 ];
 
-/// The kinds of run, as stored in `workflow_runs.kind`.
-pub const KINDS: &[&str] = &["provision", "deprovision_soft", "deprovision_hard"];
-
-pub fn steps_for(kind: &str) -> &'static [(&'static str, &'static str)] {
+pub fn steps_for(kind: RunKind) -> &'static [(&'static str, &'static str)] {
     match kind {
-        "deprovision_soft" => DEPROVISION_SOFT_STEPS,
-        "deprovision_hard" => DEPROVISION_HARD_STEPS,
-        _ => PROVISION_STEPS,
+        RunKind::DeprovisionSoft => DEPROVISION_SOFT_STEPS,
+        RunKind::DeprovisionHard => DEPROVISION_HARD_STEPS,
+        RunKind::Provision => PROVISION_STEPS,
     }
 }
 
@@ -69,18 +68,26 @@ pub fn describe(step: &str) -> &'static str {
     .map_or("", |(_, what)| what)
 }
 
-/// A provisioning run's timeline: a step whose backend the deployment does
-/// not have is skipped now, and stays skipped whichever worker comes along.
-pub fn plan_provision(cfg: &Config) -> Vec<PlannedStep> {
-    plan_provision_for(|b| b.configured(cfg), Backend::storage(cfg))
+/// A provisioning run's timeline: a step the plan leaves out, or whose
+/// backend the deployment does not have, is skipped now, and stays skipped
+/// whichever worker comes along.
+pub fn plan_provision(cfg: &Config, plan: &Plan) -> Vec<PlannedStep> {
+    plan_provision_for(plan, |b| b.configured(cfg), Backend::storage(cfg))
 }
 
 /// The same, for a deployment that has the backends `has` says and keeps
 /// tenant files in `storage`.
-pub fn plan_provision_for(has: impl Fn(Backend) -> bool, storage: Backend) -> Vec<PlannedStep> {
+pub fn plan_provision_for(
+    plan: &Plan,
+    has: impl Fn(Backend) -> bool,
+    storage: Backend,
+) -> Vec<PlannedStep> {
     PROVISION_STEPS
         .iter()
         .map(|(name, _)| {
+            if !plan.runs(name) {
+                return PlannedStep::skipped(name, format!("not in plan '{}'", plan.name));
+            }
             let needs = match *name {
                 "storage" => Some(storage),
                 other => backend_of(other),
@@ -121,6 +128,30 @@ pub fn deprovision_source(step: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue::Catalogue;
+
+    fn default_plan() -> Plan {
+        Catalogue::builtin().resolve(None).unwrap()
+    }
+
+    #[test]
+    fn steps_the_plan_leaves_out_are_skipped_naming_the_plan() {
+        let mut plan = default_plan();
+        plan.name = "lean".into();
+        plan.steps.retain(|s| s == "postgres" || s == "migrate");
+        let steps = plan_provision_for(&plan, |_| true, Backend::Folder);
+        let by_name = |n: &str| steps.iter().find(|s| s.name == n).unwrap().clone();
+        assert_eq!(by_name("postgres").needs, Some(Backend::Postgres));
+        assert_eq!(by_name("register").skipped, None);
+        assert_eq!(
+            by_name("mongo").skipped.as_deref(),
+            Some("not in plan 'lean'")
+        );
+        assert_eq!(
+            by_name("storage").skipped.as_deref(),
+            Some("not in plan 'lean'")
+        );
+    }
 
     fn cfg(pairs: &[(&str, &str)]) -> Config {
         let map: std::collections::HashMap<&str, &str> = pairs.iter().copied().collect();
@@ -129,10 +160,13 @@ mod tests {
 
     #[test]
     fn unconfigured_backends_are_skipped_at_creation() {
-        let plan = plan_provision(&cfg(&[
-            ("MASTER_DATABASE_URL", "postgres://x/y"),
-            ("POSTGRES_ADMIN_URL", "postgres://x/postgres"),
-        ]));
+        let plan = plan_provision(
+            &cfg(&[
+                ("MASTER_DATABASE_URL", "postgres://x/y"),
+                ("POSTGRES_ADMIN_URL", "postgres://x/postgres"),
+            ]),
+            &default_plan(),
+        );
         let by_name = |n: &str| plan.iter().find(|s| s.name == n).unwrap().clone();
         assert_eq!(by_name("postgres").needs, Some(Backend::Postgres));
         assert_eq!(by_name("storage").needs, Some(Backend::Folder));
@@ -145,12 +179,15 @@ mod tests {
 
     #[test]
     fn storage_follows_the_deployment() {
-        let plan = plan_provision(&cfg(&[
-            ("MASTER_DATABASE_URL", "postgres://x/y"),
-            ("S3_ENDPOINT", "http://s3"),
-            ("S3_ACCESS_KEY", "a"),
-            ("S3_SECRET_KEY", "b"),
-        ]));
+        let plan = plan_provision(
+            &cfg(&[
+                ("MASTER_DATABASE_URL", "postgres://x/y"),
+                ("S3_ENDPOINT", "http://s3"),
+                ("S3_ACCESS_KEY", "a"),
+                ("S3_SECRET_KEY", "b"),
+            ]),
+            &default_plan(),
+        );
         let storage = plan.iter().find(|s| s.name == "storage").unwrap();
         assert_eq!(storage.needs, Some(Backend::S3));
     }

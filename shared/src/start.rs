@@ -2,12 +2,14 @@
 //! timeline and the first job. The workflow ID makes it idempotent.
 
 use crate::backend::PlannedStep;
+use crate::catalogue::Plan;
 use crate::config::Config;
-use crate::db;
 use crate::jobs::{Direction, StepJob, push_step_job};
 use crate::model::{ProvisionParams, Run};
 use crate::plan::plan_provision;
-use crate::telemetry::RunTrace;
+use crate::request::FieldError;
+use crate::store;
+use crate::store::RunKind;
 use crate::tenant::TenantKey;
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
@@ -19,13 +21,16 @@ pub enum StartError {
     Db(#[from] sqlx::Error),
     #[error("enqueue failed: {0}")]
     Queue(#[from] apalis_postgres::Error),
+    /// The request names a plan the catalogue does not have.
+    #[error("invalid {0}")]
+    Plan(FieldError),
 }
 
-impl From<db::OutboxError> for StartError {
-    fn from(e: db::OutboxError) -> Self {
+impl From<store::OutboxError> for StartError {
+    fn from(e: store::OutboxError) -> Self {
         match e {
-            db::OutboxError::Db(e) => Self::Db(e),
-            db::OutboxError::Queue(e) => Self::Queue(e),
+            store::OutboxError::Db(e) => Self::Db(e),
+            store::OutboxError::Queue(e) => Self::Queue(e),
         }
     }
 }
@@ -41,8 +46,10 @@ pub fn workflow_id(key: &TenantKey) -> String {
     format!("provision-tenant-{key}")
 }
 
-/// Starts provisioning `key` with the timeline this deployment's
-/// configuration (`cfg`) calls for; rollback follows `ROLLBACK_ON_FAILURE`.
+/// Starts provisioning `key` on the plan `params` names (the catalogue's
+/// default when none), with the timeline that plan and this deployment's
+/// configuration (`cfg`) call for; rollback follows `ROLLBACK_ON_FAILURE`.
+/// An unknown plan writes nothing.
 pub async fn start_provision(
     pool: &PgPool,
     cfg: &Config,
@@ -51,16 +58,25 @@ pub async fn start_provision(
     idempotency_key: Option<&str>,
 ) -> Result<Started, StartError> {
     let wf = idempotency_key.map_or_else(|| workflow_id(key), str::to_owned);
+    let plan = cfg
+        .plans
+        .resolve(params.plan.as_deref())
+        .map_err(StartError::Plan)?;
+    let params = ProvisionParams {
+        plan: Some(plan.name.clone()),
+        ..params.clone()
+    };
+    let steps = plan_provision(cfg, &plan);
     let mut tx = pool.begin().await?;
-    let steps = plan_provision(cfg);
     let new = NewRun {
         workflow_id: &wf,
-        kind: "provision",
+        kind: RunKind::Provision,
         key,
         tenant_id: None,
-        params,
+        params: &params,
         rollback: cfg.rollback_on_failure,
         steps: &steps,
+        plan: Some(&plan),
     };
     let started = create_run(&mut tx, &new).await?;
     tx.commit().await?;
@@ -70,12 +86,14 @@ pub async fn start_provision(
 /// A run about to be written, with its timeline decided.
 pub struct NewRun<'a> {
     pub workflow_id: &'a str,
-    pub kind: &'static str,
+    pub kind: RunKind,
     pub key: &'a TenantKey,
     pub tenant_id: Option<Uuid>,
     pub params: &'a ProvisionParams,
     pub rollback: bool,
     pub steps: &'a [PlannedStep],
+    /// A provisioning run's resolved plan, stored with it.
+    pub plan: Option<&'a Plan>,
 }
 
 /// Writes the run, its whole step timeline and the first job in the
@@ -84,33 +102,19 @@ pub struct NewRun<'a> {
 /// its workflow ID is released (the old run keeps its history under
 /// `{workflow_id}@{run id}`) so the name can be provisioned again.
 pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Started, StartError> {
-    // The row lock makes a concurrent start wait, then find the new run.
-    sqlx::query(
-        "UPDATE workflow_runs SET workflow_id = workflow_id || '@' || id, updated_at = now()
-         WHERE workflow_id = $1 AND kind = 'provision' AND status = 'compensated'",
-    )
-    .bind(new.workflow_id)
-    .execute(&mut *tx)
-    .await?;
-    // ON CONFLICT waits for a concurrent insert of the same workflow ID to
-    // commit, so 50 simultaneous starts produce one row and 49 no-ops.
-    let inserted: Option<Run> = sqlx::query_as(
-        "INSERT INTO workflow_runs (id, workflow_id, kind, tenant_name, tenant_id, params, rollback, status, trace_context)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)
-         ON CONFLICT (workflow_id) DO NOTHING RETURNING *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(new.workflow_id)
-    .bind(new.kind)
-    .bind(new.key.as_str())
-    .bind(new.tenant_id)
-    .bind(sqlx::types::Json(new.params))
-    .bind(new.rollback)
-    .bind(sqlx::types::Json(RunTrace::for_current_span()))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(run) = inserted else {
-        let run = db::run_by_workflow_id(&mut *tx, new.workflow_id)
+    store::release_compensated(&mut *tx, new.workflow_id).await?;
+    let insert = store::RunInsert {
+        workflow_id: new.workflow_id,
+        kind: new.kind,
+        tenant_name: new.key.as_str(),
+        tenant_id: new.tenant_id,
+        params: new.params,
+        rollback: new.rollback,
+        plan: new.plan,
+    };
+    let inserted = store::insert_run(&mut *tx, &insert).await?;
+    let Some(run_id) = inserted else {
+        let run = store::run_by_workflow_id(&mut *tx, new.workflow_id)
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
         return Ok(Started {
@@ -118,31 +122,19 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
             created: false,
         });
     };
-    let names: Vec<&str> = new.steps.iter().map(|s| s.name).collect();
-    let needs: Vec<Option<&str>> = new
+    let steps: Vec<store::StepInsert<'_>> = new
         .steps
         .iter()
-        .map(|s| s.needs.map(|b| b.as_str()))
+        .map(|s| store::StepInsert {
+            name: s.name,
+            needs: s.needs.map(|b| b.as_str()),
+            skipped: s.skipped.clone(),
+        })
         .collect();
-    let skipped: Vec<Option<String>> = new
-        .steps
-        .iter()
-        .map(|s| s.skipped.as_ref().map(|r| format!("skipped: {r}")))
-        .collect();
-    sqlx::query(
-        "INSERT INTO workflow_steps (run_id, position, name, status, needs, last_error, started_at, finished_at)
-         SELECT $1, ord::int - 1, name, CASE WHEN skip IS NULL THEN 'pending' ELSE 'skipped' END,
-                needs, skip,
-                CASE WHEN skip IS NULL THEN NULL ELSE now() END,
-                CASE WHEN skip IS NULL THEN NULL ELSE now() END
-         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(name, needs, skip, ord)",
-    )
-    .bind(run.id)
-    .bind(&names)
-    .bind(&needs)
-    .bind(&skipped)
-    .execute(&mut *tx)
-    .await?;
+    store::insert_steps(&mut *tx, run_id, &steps).await?;
+    let run = store::run_by_id(&mut *tx, run_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     let first = new
         .steps
         .iter()
@@ -158,7 +150,7 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
     // which is rare and harmless for a rate.
     crate::metrics::metrics()
         .runs_started
-        .with_label_values(&[new.kind])
+        .with_label_values(&[new.kind.as_str()])
         .inc();
     Ok(Started { run, created: true })
 }

@@ -61,6 +61,8 @@ with sync_playwright() as p:
     failed_row.click()
     expect(page.locator("#d-name")).to_have_text(tenant)
     expect(page.locator("#d-run-status")).to_have_text("failed")
+    # The plan the run stored when it was created.
+    expect(page.locator("#d-plan")).to_contain_text("plan enterprise · tier enterprise (silo)")
     failed_step = page.locator('#d-steps li[data-status="failed"]')
     expect(failed_step).to_have_count(1)
     expect(failed_step.locator(".e")).not_to_be_empty()

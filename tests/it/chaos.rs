@@ -198,7 +198,7 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     );
 
     for (tenant, id) in &runs {
-        let run = landlord_shared::db::run_by_id(&env.pool, *id)
+        let run = landlord_shared::store::run_by_id(&env.pool, *id)
             .await
             .unwrap()
             .unwrap();

@@ -5,17 +5,20 @@
 use crate::harness::TestEnv;
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_step_is_recovered_by_another_process() {
-    let env = TestEnv::new(&[]).await;
-    let logs = tempfile::tempdir().unwrap();
+/// Kills a worker (started with `vars`) after it did the postgres step's
+/// work and before its checkpoint; a second worker with `vars` takes the
+/// step over. The run's id, the time from SIGKILL until the step was
+/// claimed again, and the second worker.
+async fn kill_mid_postgres(
+    env: &TestEnv,
+    logs: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (uuid::Uuid, Duration, tokio::process::Child) {
     let run = env.start("crashy").await.run;
     // Process A does the postgres step's work, then lingers before it can
     // checkpoint: that is where it dies.
-    let mut a = env.worker_process(
-        &[("LANDLORD_FAULTS", "postgres:sleep-after:60000")],
-        &logs.path().join("a.log"),
-    );
+    let faults = [("LANDLORD_FAULTS", "postgres:sleep-after:60000")];
+    let mut a = env.worker_process(&[vars, &faults].concat(), &logs.join("a.log"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let pg = env.step(run.id, "postgres").await;
@@ -39,21 +42,26 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
         Some(9)
     );
 
-    let mut b = env.worker_process(&[], &logs.path().join("b.log"));
-    let mut resumed_after = None;
+    let b = env.worker_process(vars, &logs.join("b.log"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while resumed_after.is_none() {
+    loop {
         if env.step(run.id, "postgres").await.attempts >= 2 {
-            resumed_after = Some(killed_at.elapsed());
+            return (run.id, killed_at.elapsed(), b);
         }
         assert!(Instant::now() < deadline, "no worker resumed the step");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_step_is_recovered_by_another_process() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (run_id, resumed_after, mut b) = kill_mid_postgres(&env, logs.path(), &[]).await;
+    let run = env.wait_finished(run_id, Duration::from_secs(60)).await;
     let _ = b.start_kill();
     eprintln!(
-        "orphaned step resumed {:?} after SIGKILL (orphan timeout {:?})",
-        resumed_after.unwrap(),
+        "orphaned step resumed {resumed_after:?} after SIGKILL (heartbeat fallback {:?})",
         env.cfg.orphan_timeout()
     );
     assert_eq!(run.status, "completed", "{:?}", run.error);
@@ -123,6 +131,34 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
     assert_eq!(workers, 2);
     // The recovered run ends where an uninterrupted one does.
     assert_eq!(env.tenant_status("crashy").await.as_deref(), Some("active"));
+}
+
+/// A SIGKILLed worker's database session ends with it, and the other
+/// worker's sweep re-queues its job: recovery does not wait for the
+/// heartbeat timeout, here set to 1000 s. With `LANDLORD_SESSION_SWEEP_MS=0`
+/// the step would stay lost for those 1000 s and the helper would time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_session_ends_and_its_job_is_requeued_without_heartbeat_timeout() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let slow_heartbeat = [
+        ("LANDLORD_MISSED_HEARTBEATS", "1000"),
+        ("LANDLORD_SESSION_SWEEP_MS", "200"),
+    ];
+    let (run_id, resumed_after, mut b) =
+        kill_mid_postgres(&env, logs.path(), &slow_heartbeat).await;
+    let run = env.wait_finished(run_id, Duration::from_secs(60)).await;
+    assert_eq!(
+        env.count_all("SELECT count(*) FROM worker_sessions").await,
+        2,
+        "the killed worker's sessions are forgotten; the live one's two remain"
+    );
+    let _ = b.start_kill();
+    eprintln!("orphaned step resumed {resumed_after:?} after SIGKILL, by session liveness");
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let postgres = env.step(run_id, "postgres").await;
+    assert_eq!((postgres.attempts, postgres.lost_attempts), (2, 1));
+    assert_eq!(env.databases_and_roles("crashy").await, (1, 1));
 }
 
 /// Deprovisioning is resumable like provisioning: a worker SIGKILLed after

@@ -50,7 +50,7 @@ async fn a_worker_without_keycloak_never_turns_a_tenant_active_without_its_realm
     assert_eq!(waiting.0.attempts, 0, "not attempted, not skipped");
     assert!(waiting.1.contains("KEYCLOAK_BASE_URL"), "{}", waiting.1);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let run = landlord_shared::db::run_by_id(&env.pool, first.id)
+    let run = landlord_shared::store::run_by_id(&env.pool, first.id)
         .await
         .unwrap()
         .unwrap();

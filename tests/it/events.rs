@@ -171,7 +171,7 @@ async fn every_terminal_state_has_exactly_one_event() {
     );
     assert_one_event(&rolling, &again).await;
     // The rolled-back run keeps its history and its one event.
-    let old = landlord_shared::db::run_by_id(&rolling.pool, rolled.id)
+    let old = landlord_shared::store::run_by_id(&rolling.pool, rolled.id)
         .await
         .unwrap()
         .unwrap();
@@ -180,7 +180,7 @@ async fn every_terminal_state_has_exactly_one_event() {
     worker.shutdown().await;
 
     for run in &finished {
-        let now = landlord_shared::db::run_by_id(&env.pool, run.id)
+        let now = landlord_shared::store::run_by_id(&env.pool, run.id)
             .await
             .unwrap()
             .unwrap();

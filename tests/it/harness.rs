@@ -3,10 +3,10 @@
 //! cluster-wide) and its own storage root.
 
 use landlord_shared::config::Config;
-use landlord_shared::db;
 use landlord_shared::model::{ProvisionParams, Run, StepRow};
 use landlord_shared::secrets::SecretStore;
 use landlord_shared::start::{Started, start_provision};
+use landlord_shared::store;
 use landlord_shared::tenant::TenantKey;
 use rand::Rng;
 use sqlx::PgPool;
@@ -192,7 +192,7 @@ impl TestEnv {
     pub async fn wait_finished(&self, run_id: Uuid, timeout: Duration) -> Run {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let run = db::run_by_id(&self.pool, run_id)
+            let run = store::run_by_id(&self.pool, run_id)
                 .await
                 .unwrap()
                 .expect("run exists");
@@ -210,7 +210,7 @@ impl TestEnv {
     }
 
     pub async fn steps(&self, run_id: Uuid) -> Vec<StepRow> {
-        db::steps_of_run(&self.pool, run_id).await.unwrap()
+        store::steps_of_run(&self.pool, run_id).await.unwrap()
     }
 
     pub async fn step(&self, run_id: Uuid, name: &str) -> StepRow {
@@ -222,10 +222,10 @@ impl TestEnv {
     }
 
     pub async fn tenant_status(&self, tenant: &str) -> Option<String> {
-        db::tenant_by_name(&self.pool, tenant)
+        store::tenant_by_name(&self.pool, tenant)
             .await
             .unwrap()
-            .map(|t| t.status)
+            .map(|t| t.status.to_string())
     }
 
     pub async fn database_exists(&self, tenant: &str) -> bool {

@@ -22,4 +22,5 @@ mod provision;
 mod quoting;
 mod receiver;
 mod stack;
+mod store_enums;
 mod template;

@@ -322,7 +322,7 @@ async fn a_run_created_in_a_request_joins_the_callers_trace() {
         .text()
         .await
         .unwrap();
-    let run = landlord_shared::db::run_by_id(&env.pool, run_id.parse().unwrap())
+    let run = landlord_shared::store::run_by_id(&env.pool, run_id.parse().unwrap())
         .await
         .unwrap()
         .unwrap();

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod deps;
 pub mod engine;
+pub mod liveness;
 pub mod notify;
 pub mod runner;
 pub mod step;

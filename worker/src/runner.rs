@@ -21,8 +21,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub async fn build_engine(cfg: Config) -> anyhow::Result<Arc<Engine>> {
     cfg.check_runner()?;
+    let steps = all_steps();
+    crate::steps::check_catalogue(&cfg.plans, &steps)?;
     let deps = Arc::new(Deps::connect(cfg).await?);
-    Ok(Arc::new(Engine::new(deps, all_steps())))
+    Ok(Arc::new(Engine::new(deps, steps)))
 }
 
 /// A name no other process shares: apalis tracks liveness per name, and a
@@ -122,7 +124,11 @@ pub async fn run_worker(
         }
         None => None,
     };
-    let steps = supervise("steps", stopping.clone(), |name, stop| {
+    let sweeper = cfg
+        .session_sweep
+        .map(|every| tokio::spawn(crate::liveness::sweep(pool.clone(), every)));
+    let sessions = cfg.session_sweep.is_some().then_some(&pool);
+    let steps = supervise("steps", "", sessions, stopping.clone(), |name, stop| {
         WorkerBuilder::new(name)
             .backend(backend::<Traced<StepJob>>(
                 cfg,
@@ -135,8 +141,8 @@ pub async fn run_worker(
             .build(handle)
             .run_until(stop)
     });
-    let notify = supervise("notify", stopping, |name, stop| {
-        WorkerBuilder::new(format!("{name}-notify"))
+    let notify = supervise("notify", "-notify", sessions, stopping, |name, stop| {
+        WorkerBuilder::new(name)
             .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
             .concurrency(2)
             .data(engine.clone())
@@ -146,6 +152,9 @@ pub async fn run_worker(
     let (a, b) = tokio::join!(steps, notify);
     if let Some(server) = metrics {
         server.abort();
+    }
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
     }
     a?;
     b?;
@@ -202,6 +211,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// cancelled like a crashed process's (their step bodies are aborted).
 async fn supervise<B, Fut>(
     role: &'static str,
+    suffix: &str,
+    sessions: Option<&PgPool>,
     stopping: watch::Receiver<bool>,
     mut build: B,
 ) -> anyhow::Result<()>
@@ -211,11 +222,32 @@ where
 {
     let mut delays = reconnect_delays();
     for generation in 1u64.. {
-        let name = unique_worker_name();
+        let name = format!("{}{suffix}", unique_worker_name());
+        let session = match sessions {
+            Some(pool) => match crate::liveness::Session::open(pool, &name).await {
+                Ok(session) => Some(session),
+                Err(e) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(3));
+                    tracing::warn!(worker = %name, role, generation, retry_in = ?delay,
+                        "queue worker could not open its database session ({e})");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = stopped(stopping.clone()) => return Ok(()),
+                    }
+                }
+            },
+            None => None,
+        };
         tracing::info!(worker = %name, role, generation, "starting queue worker");
         let stop = stopped(stopping.clone()).map(Ok).boxed();
         let started = Instant::now();
         let result = build(name.clone(), stop).await;
+        // A stopped worker ends its session; one that lost the database
+        // drops it, and the sweep re-queues what it held.
+        match (session, &result) {
+            (Some(session), Ok(())) => session.end().await,
+            (session, _) => drop(session),
+        }
         if *stopping.borrow() {
             if let Err(e) = result {
                 tracing::warn!(worker = %name, role, "stopped with an error: {e}");

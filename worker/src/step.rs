@@ -61,10 +61,10 @@ impl From<sqlx::Error> for StepError {
     }
 }
 
-impl From<landlord_shared::db::OutboxError> for StepError {
-    fn from(e: landlord_shared::db::OutboxError) -> Self {
+impl From<landlord_shared::store::OutboxError> for StepError {
+    fn from(e: landlord_shared::store::OutboxError) -> Self {
         match e {
-            landlord_shared::db::OutboxError::Db(db) => db.into(),
+            landlord_shared::store::OutboxError::Db(db) => db.into(),
             other => Self::Transient(other.into()),
         }
     }

@@ -11,8 +11,8 @@ use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult};
 use crate::queries;
 use crate::views::{RunRow, RunSummary};
-use landlord_shared::db;
 use landlord_shared::model::Tenant;
+use landlord_shared::store;
 use landlord_shared::tenant::TenantKey;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -44,8 +44,8 @@ fn tenant_not_found() -> ApiError {
 /// The tenants row named by `{id}`.
 pub async fn find_tenant(pool: &PgPool, raw: &str) -> ApiResult<Tenant> {
     let found = match TenantRef::parse(raw).ok_or_else(tenant_not_found)? {
-        TenantRef::Id(id) => db::tenant_by_id(pool, id).await?,
-        TenantRef::Name(key) => db::tenant_by_name(pool, key.as_str()).await?,
+        TenantRef::Id(id) => store::tenant_by_id(pool, id).await?,
+        TenantRef::Name(key) => store::tenant_by_name(pool, key.as_str()).await?,
     };
     found.ok_or_else(tenant_not_found)
 }
@@ -56,14 +56,14 @@ pub async fn find_tenant(pool: &PgPool, raw: &str) -> ApiResult<Tenant> {
 pub async fn tenant_key(pool: &PgPool, raw: &str) -> ApiResult<TenantKey> {
     match TenantRef::parse(raw).ok_or_else(tenant_not_found)? {
         TenantRef::Id(id) => {
-            let t = db::tenant_by_id(pool, id)
+            let t = store::tenant_by_id(pool, id)
                 .await?
                 .ok_or_else(tenant_not_found)?;
             TenantKey::parse(&t.name).map_err(|e| ApiError::Internal(e.into()))
         }
         TenantRef::Name(key) => {
-            let known = db::tenant_by_name(pool, key.as_str()).await?.is_some()
-                || db::latest_run_for_tenant(pool, key.as_str())
+            let known = store::tenant_by_name(pool, key.as_str()).await?.is_some()
+                || store::latest_run_for_tenant(pool, key.as_str())
                     .await?
                     .is_some();
             known.then_some(key).ok_or_else(tenant_not_found)

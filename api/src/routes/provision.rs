@@ -12,21 +12,22 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use landlord_shared::db;
+use landlord_shared::catalogue::Plan;
 use landlord_shared::model::ProvisionParams;
 use landlord_shared::start::{NewRun, create_run, workflow_id};
+use landlord_shared::store::{self, RunKind, RunStatus, TenantStatus};
 use landlord_shared::tenant::TenantKey;
 use serde_json::json;
 
 /// Why a tenant in this state cannot be provisioned again.
-fn blocked(key: &TenantKey, status: &str) -> Option<String> {
+fn blocked(key: &TenantKey, status: TenantStatus) -> Option<String> {
     match status {
-        "suspended" => Some(format!(
+        TenantStatus::Suspended => Some(format!(
             "tenant '{key}' is suspended after a failed provisioning run: retry it \
              (POST /tenants/{key}/retry), roll it back (POST /tenants/{key}/rollback) or deprovision it"
         )),
-        "deleting" => Some(format!("tenant '{key}' is being deprovisioned")),
-        "deleted" => Some(format!(
+        TenantStatus::Deleting => Some(format!("tenant '{key}' is being deprovisioned")),
+        TenantStatus::Deleted => Some(format!(
             "tenant '{key}' was deleted; its name cannot be provisioned again"
         )),
         _ => None,
@@ -36,12 +37,8 @@ fn blocked(key: &TenantKey, status: &str) -> Option<String> {
 /// A tenant whose provisioning was rolled back completely is `deleted` but
 /// holds nothing: its name may be provisioned again.
 async fn rolled_back(tx: &mut sqlx::PgConnection, key: &TenantKey) -> sqlx::Result<bool> {
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM workflow_runs WHERE workflow_id = $1")
-            .bind(workflow_id(key))
-            .fetch_optional(&mut *tx)
-            .await?;
-    Ok(status.as_deref() == Some("compensated"))
+    let status = store::status_of_workflow(&mut *tx, &workflow_id(key)).await?;
+    Ok(status == Some(RunStatus::Compensated))
 }
 
 /// Start provisioning a tenant
@@ -86,8 +83,14 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> ApiResult<Response> {
     let idem = idempotency_key(headers.get("idempotency-key"))?;
-    let (key, params) = body.parse()?;
-    let outcome = start(&state, &key, &params, idem.as_deref()).await;
+    let (key, mut params) = body.parse()?;
+    let plan = state
+        .cfg
+        .plans
+        .resolve(params.plan.as_deref())
+        .map_err(|e| ApiError::field(&e.field, e.message))?;
+    params.plan = Some(plan.name.clone());
+    let outcome = start(&state, &key, &params, &plan, idem.as_deref()).await;
     let details = json!({ "idempotency_key": idem, "plan": params.plan });
     let outcome = api_action(
         &state.pool,
@@ -111,31 +114,20 @@ async fn start(
     state: &AppState,
     key: &TenantKey,
     params: &ProvisionParams,
+    plan: &Plan,
     idem: Option<&str>,
 ) -> ApiResult<(StatusCode, TenantRun)> {
     let mut tx = state.pool.begin().await?;
-    if let Some(t) = db::tenant_by_name(&mut *tx, key.as_str()).await?
-        && let Some(why) = blocked(key, &t.status)
-        && !(t.status == "deleted" && rolled_back(&mut tx, key).await?)
+    if let Some(t) = store::tenant_by_name(&mut *tx, key.as_str()).await?
+        && let Some(why) = blocked(key, t.status)
+        && !(t.status == TenantStatus::Deleted && rolled_back(&mut tx, key).await?)
     {
         return Err(ApiError::Conflict(why));
     }
     if let Some(idem) = idem {
         // Waits for a concurrent request with the same key to commit.
-        let claimed: Option<String> = sqlx::query_scalar(
-            "INSERT INTO idempotency_keys (key, tenant_name) VALUES ($1, $2)
-             ON CONFLICT (key) DO NOTHING RETURNING tenant_name",
-        )
-        .bind(idem)
-        .bind(key.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if claimed.is_none() {
-            let bound: String =
-                sqlx::query_scalar("SELECT tenant_name FROM idempotency_keys WHERE key = $1")
-                    .bind(idem)
-                    .fetch_one(&mut *tx)
-                    .await?;
+        let bound = store::claim_idempotency_key(&mut tx, idem, key.as_str()).await?;
+        {
             if bound != key.as_str() {
                 return Err(ApiError::Conflict(format!(
                     "this Idempotency-Key was already used to provision tenant '{bound}'"
@@ -146,20 +138,17 @@ async fn start(
     let wf = workflow_id(key);
     let new = NewRun {
         workflow_id: &wf,
-        kind: "provision",
+        kind: RunKind::Provision,
         key,
         tenant_id: None,
         params,
         rollback: state.cfg.rollback_on_failure,
-        steps: &state.cfg.provision_plan,
+        steps: &state.cfg.timeline(plan),
+        plan: Some(plan),
     };
     let started = create_run(&mut tx, &new).await?;
     if let Some(idem) = idem {
-        sqlx::query("UPDATE idempotency_keys SET run_id = $2 WHERE key = $1 AND run_id IS NULL")
-            .bind(idem)
-            .bind(started.run.id)
-            .execute(&mut *tx)
-            .await?;
+        store::bind_idempotency_key(&mut *tx, idem, started.run.id).await?;
     }
     tx.commit().await?;
     started_answer(&state.pool, key, &started).await

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use landlord_shared::actions::cancel_run;
-use landlord_shared::db;
+use landlord_shared::store;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -156,7 +156,7 @@ pub async fn show(
 ) -> ApiResult<Json<RunDetail>> {
     let id = run_id(&id)?;
     let run = summary(&state.pool, id).await?;
-    let steps = db::steps_of_run(&state.pool, id).await?;
+    let steps = store::steps_of_run(&state.pool, id).await?;
     let logs = queries::logs(&state.pool, id).await?;
     Ok(Json(RunDetail {
         run,

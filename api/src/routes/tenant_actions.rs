@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use landlord_shared::actions::{DeprovisionMode, retry_run, rollback_run, start_deprovision};
-use landlord_shared::db;
+use landlord_shared::store;
 use landlord_shared::tenant::TenantKey;
 use serde::Deserialize;
 use serde_json::json;
@@ -71,7 +71,7 @@ pub async fn retry(
 ) -> ApiResult<(StatusCode, Json<RunSummary>)> {
     let key = tenant_key(&state.pool, &id).await?;
     let outcome = async {
-        let run = db::latest_run_for_tenant(&state.pool, key.as_str())
+        let run = store::latest_run_for_tenant(&state.pool, key.as_str())
             .await?
             .ok_or_else(|| ApiError::Conflict("the tenant has no run to retry".into()))?;
         let run = retry_run(&state.pool, run.id).await?;

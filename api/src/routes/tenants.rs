@@ -10,8 +10,8 @@ use crate::views::{RunList, RunSummary, TenantDetail, TenantPage, TenantRun, Ten
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use landlord_shared::db;
 use landlord_shared::start::Started;
+use landlord_shared::store;
 use landlord_shared::tenant::TenantKey;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -76,7 +76,7 @@ pub async fn with_latest_runs(
 }
 
 pub async fn tenant_view(pool: &PgPool, name: &str) -> ApiResult<Option<TenantView>> {
-    let Some(t) = db::tenant_by_name(pool, name).await? else {
+    let Some(t) = store::tenant_by_name(pool, name).await? else {
         return Ok(None);
     };
     Ok(with_latest_runs(pool, vec![t]).await?.pop())

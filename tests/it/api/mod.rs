@@ -7,6 +7,7 @@ mod create;
 mod flows;
 mod keycloak;
 mod openapi;
+mod plans;
 
 use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use reqwest::{Method, StatusCode};

@@ -4,49 +4,46 @@
 
 use super::{Engine, EngineError, store};
 use landlord_shared::actions::start_compensation;
-use landlord_shared::db;
-use landlord_shared::model::Run;
+use landlord_shared::model::{Run, StepRow};
+use landlord_shared::store::{LogStatus, RunKind, RunStatus, TenantStatus};
 
 impl Engine {
     pub(super) async fn cancel(
         &self,
         run: &Run,
-        position: i32,
+        step: &StepRow,
         compensate: bool,
     ) -> Result<(), EngineError> {
-        let step = store::step_at(&self.deps.master, run.id, position)
-            .await?
-            .ok_or(EngineError::NoSuchStep(run.id, position))?;
         let to = if compensate {
-            "compensating"
+            RunStatus::Compensating
         } else {
-            "cancelled"
+            RunStatus::Cancelled
         };
         let error = format!("cancelled by an operator before step {}", step.name);
         let mut tx = self.deps.master.begin().await?;
-        if !store::transition_run(&mut *tx, run.id, "running", to, Some(&error)).await? {
+        if !store::transition_run(&mut *tx, run.id, RunStatus::Running, to, Some(&error)).await? {
             return Ok(()); // another delivery cancelled it first
         }
-        if run.kind == "provision"
+        if run.kind == RunKind::Provision
             && let Some(id) = run.tenant_id
         {
-            store::set_tenant_status(&mut *tx, id, "suspended").await?;
+            store::set_tenant_status(&mut *tx, id, TenantStatus::Suspended).await?;
         }
-        db::insert_provision_log(
+        store::insert_provision_log(
             &mut *tx,
             run.tenant_id,
             run.id,
             &step.name,
-            "cancelled",
+            LogStatus::Cancelled,
             &error,
         )
         .await?;
         if !compensate {
-            db::insert_finished_event(&mut tx, run, "cancelled", Some(&error)).await?;
+            store::insert_finished_event(&mut tx, run, RunStatus::Cancelled, Some(&error)).await?;
         }
         if compensate {
             let run = Run {
-                status: to.to_owned(),
+                status: to,
                 ..run.clone()
             };
             start_compensation(&mut tx, &run).await?;

@@ -1,13 +1,13 @@
 //! Forward execution: claim an attempt, run it, commit its outcome.
 
 use super::attempt::run_attempt;
-use super::backoff::retry_delay;
-use super::{Engine, EngineError, store, total_steps};
+use super::verdict::Verdict;
+use super::{Engine, EngineError, RunState, store};
 use crate::step::StepError;
-use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
-use landlord_shared::model::{Run, StepRow};
+use landlord_shared::model::StepRow;
 use landlord_shared::plan::describe;
+use landlord_shared::store::{LogStatus, RunKind, RunStatus, StepStatus, TenantStatus};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 use std::time::Duration;
@@ -18,73 +18,80 @@ pub(super) enum Next {
     /// The job is done: the run finished, failed, waits for a retry or a
     /// worker, or another delivery holds it.
     Done,
-    /// This worker goes on with the step at this position, in-process: the
-    /// job it holds (locked to it, re-queued by apalis if it dies) stays the
-    /// run's one job until the run leaves this worker.
+    /// This worker goes on with the step at this position, in the same
+    /// direction, in-process: the job it holds (locked to it, re-queued by
+    /// apalis if it dies) stays the run's one job until the run leaves
+    /// this worker.
     Continue(i32),
 }
 
 impl Engine {
-    /// `row` is the step as the caller just read it, if it did.
     pub(super) async fn forward(
         &self,
-        run: Run,
+        state: &mut RunState,
         position: i32,
-        row: Option<StepRow>,
         driver: store::Driver,
     ) -> Result<Next, EngineError> {
-        if run.status != "running" {
+        if state.run.status != RunStatus::Running {
             return Ok(Next::Done); // a late duplicate of a finished or failed run
         }
-        let master = &self.deps.master;
-        let step_row = match row {
-            Some(row) => Some(row),
-            None => store::step_at(master, run.id, position).await?,
-        }
-        .ok_or(EngineError::NoSuchStep(run.id, position))?;
-        if matches!(step_row.status.as_str(), "completed" | "skipped") {
+        let step_row = state
+            .step(position)
+            .ok_or(EngineError::NoSuchStep(state.run.id, position))?
+            .clone();
+        if step_row.status.is_done() {
             // The job of a worker that died while it carried the run on
             // past this step: resume where the run is.
-            return Ok(match store::first_unfinished(master, run.id).await? {
+            return Ok(match state.first_unfinished() {
                 Some(next) if next > position => Next::Continue(next),
                 _ => Next::Done,
             });
         }
         // The step boundary where an operator's cancel takes effect.
-        if let Some(compensate) = run.cancel_requested {
-            self.cancel(&run, position, compensate).await?;
+        if let Some(compensate) = state.run.cancel_requested {
+            self.cancel(&state.run, &step_row, compensate).await?;
             return Ok(Next::Done);
         }
-        if !matches!(step_row.status.as_str(), "pending" | "running" | "retrying") {
+        if !step_row.status.is_runnable() {
             return Ok(Next::Done); // already decided by another delivery
         }
         if let Some(why) = self.cannot_run(&step_row) {
-            self.leave_for_another_worker(&run, &step_row, Direction::Forward, &why)
+            self.leave_for_another_worker(&state.run, &step_row, Direction::Forward, &why)
                 .await?;
             return Ok(Next::Done);
         }
         if let Some(delay) = self.claim_delay(&step_row.name) {
             tokio::time::sleep(delay).await;
         }
-        let Some(claim) = store::claim_attempt(master, run.id, position, driver).await? else {
+        let master = &self.deps.master;
+        let Some(claim) = store::claim_attempt(master, state.run.id, position, driver).await?
+        else {
+            // Refused: an operator's cancel since this delivery read the
+            // run, a later delivery, or a step decided meanwhile.
+            if let Some(run) = store::run_by_id(master, state.run.id).await?
+                && run.status == RunStatus::Running
+                && let Some(compensate) = run.cancel_requested
+            {
+                self.cancel(&run, &step_row, compensate).await?;
+                return Ok(Next::Done);
+            }
             tracing::warn!(epoch = driver.epoch, status = %step_row.status,
                 "step not claimed: decided meanwhile, or a later delivery of the run's job drives it");
             return Ok(Next::Done);
         };
         // The caller's span carries tenant, run, step and attempt.
-        self.attempt(run, step_row, claim).await
+        self.attempt(state, step_row, claim).await
     }
 
     async fn attempt(
         &self,
-        run: Run,
+        state: &mut RunState,
         step_row: StepRow,
         claim: store::Claim,
     ) -> Result<Next, EngineError> {
         let step_no = step_row.position + 1;
-        let total = total_steps(&run);
+        let total = state.total();
         let cfg = &self.deps.cfg;
-        let max = i32::try_from(cfg.retry_attempts).unwrap_or(i32::MAX);
         let store::Claim { attempt, lost } = claim;
         let lease = store::Lease {
             direction: Direction::Forward,
@@ -94,14 +101,15 @@ impl Engine {
             let err = StepError::permanent(format!(
                 "{lost} attempts were lost: the workers running them stopped (LANDLORD_MAX_LOST_ATTEMPTS)"
             ));
-            return self.fail(&run, &step_row, lease, &err).await;
+            return self.fail(state, &step_row, lease, &err).await;
         }
         // Attempts that reported back; lost ones do not use up the budget.
         let counted = attempt - lost;
         tracing::info!(
-            "Step {step_no}/{total}: {} for tenant '{}' (attempt {counted}/{max}{})...",
+            "Step {step_no}/{total}: {} for tenant '{}' (attempt {counted}/{}{})...",
             describe(&step_row.name),
-            run.tenant_name,
+            state.run.tenant_name,
+            cfg.retry_attempts,
             if lost > 0 {
                 format!(", {lost} lost with their worker")
             } else {
@@ -110,58 +118,74 @@ impl Engine {
         );
         let Some(step) = self.steps.get(step_row.name.as_str()).cloned() else {
             let err = StepError::permanent("this worker has no implementation of the step");
-            return self.fail(&run, &step_row, lease, &err).await;
+            return self.fail(state, &step_row, lease, &err).await;
         };
-        let ctx = self.context(&run, &step_row, attempt).await?;
+        let ctx = self.context(state, &step_row, attempt);
         let outcome = run_attempt(step, ctx, cfg.faults.clone(), cfg.step_timeout).await;
         match outcome {
-            Ok(output) => self.checkpoint(&run, &step_row, lease, output).await,
-            Err(err) if err.is_transient() && counted < max => {
-                let delay = retry_delay(cfg.retry_delay, counted);
-                tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
-                self.schedule_retry(&run, &step_row, lease, &err, delay)
-                    .await
-            }
-            Err(err) => {
-                tracing::error!("Step {step_no}/{total} failed: {err}");
-                self.fail(&run, &step_row, lease, &err).await
-            }
+            Ok(output) => self.checkpoint(state, &step_row, lease, output).await,
+            Err(err) => match self.step_budget().judge(&err, counted) {
+                Verdict::Retry(delay) => {
+                    tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
+                    self.schedule_retry(state, &step_row, lease, &err, delay)
+                        .await
+                }
+                Verdict::GiveUp => {
+                    tracing::error!("Step {step_no}/{total} failed: {err}");
+                    self.fail(state, &step_row, lease, &err).await
+                }
+            },
         }
     }
 
+    /// Commits the checkpoint and decides what comes next. On the common
+    /// path (the next step runs here, nothing else to write) it is one
+    /// statement: the fenced checkpoint with its log line.
     async fn checkpoint(
         &self,
-        run: &Run,
+        state: &mut RunState,
         step: &StepRow,
         lease: store::Lease,
         output: Value,
     ) -> Result<Next, EngineError> {
-        let mut tx = self.deps.master.begin().await?;
-        if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
-            return Ok(Next::Done);
-        }
-        store::complete_step(&mut *tx, run.id, step.position, &output).await?;
+        let run_id = state.run.id;
         // `register` reports the tenant id in its own checkpoint.
-        let tenant_id = run.tenant_id.or_else(|| output_tenant_id(&output));
-        if let Some(tenant_id) = tenant_id {
-            let resources = store::resources_in(&output);
-            if !resources.is_empty() {
-                store::record_resources(&mut *tx, tenant_id, run.id, &step.name, &resources)
-                    .await?;
-            }
-        }
+        let tenant_id = state.run.tenant_id.or_else(|| output_tenant_id(&output));
+        let resources = store::resources_in(&output);
         let msg = format!(
             "Step {}/{} complete: {}",
             step.position + 1,
-            total_steps(run),
+            state.total(),
             describe(&step.name)
         );
-        db::insert_provision_log(&mut *tx, tenant_id, run.id, &step.name, "success", &msg).await?;
+        let next = state.next_runnable(step.position + 1);
+        let carry_on =
+            next == Some(step.position + 1) && resources.is_empty() && !self.hand_back().await?;
+        let log = (tenant_id, msg.as_str());
+        if carry_on {
+            let master = &self.deps.master;
+            if !store::complete_step(master, run_id, step.position, lease, &output, log).await? {
+                return Ok(Next::Done);
+            }
+            tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
+            state.completed(step.position, output, tenant_id);
+            return Ok(Next::Continue(step.position + 1));
+        }
+        let mut tx = self.deps.master.begin().await?;
+        if !store::complete_step(&mut *tx, run_id, step.position, lease, &output, log).await? {
+            return Ok(Next::Done);
+        }
+        if let Some(tenant_id) = tenant_id
+            && !resources.is_empty()
+        {
+            store::record_resources(&mut *tx, tenant_id, run_id, &step.name, &resources).await?;
+        }
         let next = self
-            .advance(&mut tx, run, tenant_id, step.position + 1)
+            .advance(&mut tx, state, tenant_id, step.position + 1)
             .await?;
         tx.commit().await?;
-        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ {msg}");
+        tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
+        state.completed(step.position, output, tenant_id);
         Ok(next)
     }
 
@@ -172,16 +196,14 @@ impl Engine {
     async fn advance(
         &self,
         tx: &mut PgConnection,
-        run: &Run,
+        state: &RunState,
         tenant_id: Option<Uuid>,
         mut next: i32,
     ) -> Result<Next, EngineError> {
-        while next < total_steps(run) {
-            let row = store::step_at(&mut *tx, run.id, next)
-                .await?
-                .ok_or(EngineError::NoSuchStep(run.id, next))?;
-            if row.status != "skipped" {
-                if !self.hand_back(tx).await? {
+        let run = &state.run;
+        while let Some(row) = state.step(next) {
+            if row.status != StepStatus::Skipped {
+                if !self.hand_back().await? {
                     return Ok(Next::Continue(next));
                 }
                 let job = StepJob {
@@ -193,14 +215,28 @@ impl Engine {
                 return Ok(Next::Done);
             }
             let reason = row.last_error.as_deref().unwrap_or("skipped");
-            let msg = format!("Step {}/{} {reason}", next + 1, total_steps(run));
-            db::insert_provision_log(&mut *tx, tenant_id, run.id, &row.name, "skipped", &msg)
-                .await?;
+            let msg = format!("Step {}/{} {reason}", next + 1, state.total());
+            store::insert_provision_log(
+                &mut *tx,
+                tenant_id,
+                run.id,
+                &row.name,
+                LogStatus::Skipped,
+                &msg,
+            )
+            .await?;
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
             next += 1;
         }
-        store::transition_run(&mut *tx, run.id, "running", "completed", None).await?;
-        if run.kind == "provision" {
+        store::transition_run(
+            &mut *tx,
+            run.id,
+            RunStatus::Running,
+            RunStatus::Completed,
+            None,
+        )
+        .await?;
+        if run.kind == RunKind::Provision {
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
         } else {
             tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Deprovisioned tenant ({}): {}", run.kind, run.tenant_name);
@@ -210,12 +246,13 @@ impl Engine {
 
     async fn schedule_retry(
         &self,
-        run: &Run,
+        state: &RunState,
         step: &StepRow,
         lease: store::Lease,
         err: &StepError,
         delay: Duration,
     ) -> Result<Next, EngineError> {
+        let run = &state.run;
         let mut tx = self.deps.master.begin().await?;
         if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
             return Ok(Next::Done);
@@ -224,17 +261,17 @@ impl Engine {
             &mut *tx,
             run.id,
             step.position,
-            "retrying",
+            StepStatus::Retrying,
             &err.to_string(),
         )
         .await?;
         let msg = format!("retrying in {} ms: {err}", delay.as_millis());
-        db::insert_provision_log(
+        store::insert_provision_log(
             &mut *tx,
             run.tenant_id,
             run.id,
             &step.name,
-            "retrying",
+            LogStatus::Retrying,
             &msg,
         )
         .await?;
@@ -253,33 +290,56 @@ impl Engine {
     /// chain starts at the failed step (its partial work included).
     async fn fail(
         &self,
-        run: &Run,
+        state: &RunState,
         step: &StepRow,
         lease: store::Lease,
         err: &StepError,
     ) -> Result<Next, EngineError> {
+        let run = &state.run;
         let mut tx = self.deps.master.begin().await?;
         if !store::hold_lease(&mut *tx, run.id, step.position, lease).await? {
             return Ok(Next::Done);
         }
         let error = format!("step {} failed: {err}", step.name);
         let next_status = if run.rollback {
-            "compensating"
+            RunStatus::Compensating
         } else {
-            "failed"
+            RunStatus::Failed
         };
-        if !store::transition_run(&mut *tx, run.id, "running", next_status, Some(&error)).await? {
+        if !store::transition_run(
+            &mut *tx,
+            run.id,
+            RunStatus::Running,
+            next_status,
+            Some(&error),
+        )
+        .await?
+        {
             return Ok(Next::Done);
         }
-        store::set_step_status(&mut *tx, run.id, step.position, "failed", &err.to_string()).await?;
+        store::set_step_status(
+            &mut *tx,
+            run.id,
+            step.position,
+            StepStatus::Failed,
+            &err.to_string(),
+        )
+        .await?;
         // Only a tenant row this run registered is ours to suspend; a failed
         // deprovisioning leaves the tenant where it stopped, to be retried.
-        let provisioning = run.kind == "provision";
+        let provisioning = run.kind == RunKind::Provision;
         if let Some(id) = run.tenant_id.filter(|_| provisioning) {
-            store::set_tenant_status(&mut *tx, id, "suspended").await?;
+            store::set_tenant_status(&mut *tx, id, TenantStatus::Suspended).await?;
         }
-        db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "error", &error)
-            .await?;
+        store::insert_provision_log(
+            &mut *tx,
+            run.tenant_id,
+            run.id,
+            &step.name,
+            LogStatus::Error,
+            &error,
+        )
+        .await?;
         let admin = run.params.admin.as_ref();
         let payload = json!({
             "tenantId": run.tenant_id,
@@ -295,7 +355,7 @@ impl Engine {
         } else {
             "tenant.deprovisioning_failed"
         };
-        db::insert_transition_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
+        store::insert_transition_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
         if run.rollback {
             let job = StepJob {
                 run_id: run.id,

@@ -14,17 +14,18 @@ mod backoff;
 mod cancel;
 mod forward;
 mod observe;
-pub(crate) mod store;
 mod undo;
+mod verdict;
 
-pub use backoff::retry_delay;
+pub use verdict::{Budget, Verdict};
 
 use crate::deps::Deps;
 use crate::step::{Step, StepCtx};
-use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
 use landlord_shared::model::{Run, StepRow};
 use landlord_shared::plan::steps_for;
+use landlord_shared::store;
+use landlord_shared::store::LogStatus;
 use landlord_shared::tenant::{TenantKey, TenantNames};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub enum EngineError {
     #[error(transparent)]
     Queue(#[from] apalis_postgres::Error),
     #[error(transparent)]
-    Outbox(#[from] landlord_shared::db::OutboxError),
+    Outbox(#[from] landlord_shared::store::OutboxError),
     #[error(transparent)]
     Start(#[from] landlord_shared::start::StartError),
     #[error("run {0} has no step at position {1}")]
@@ -102,7 +103,7 @@ impl Engine {
     /// and a job re-queued from a dead worker waits (apalis hands it out
     /// first: it is the oldest), so carrying runs on never starves crash
     /// recovery.
-    async fn hand_back(&self, tx: &mut sqlx::PgConnection) -> Result<bool, EngineError> {
+    async fn hand_back(&self) -> Result<bool, EngineError> {
         if self.is_draining() {
             return Ok(true);
         }
@@ -110,7 +111,7 @@ impl Engine {
         if busy < self.deps.cfg.worker_concurrency {
             return Ok(false);
         }
-        Ok(store::recovered_job_waiting(tx).await?)
+        Ok(landlord_shared::jobs::recovered_job_waiting(&self.deps.master).await?)
     }
 
     /// From now on, runs leave this worker at their next step boundary.
@@ -149,8 +150,15 @@ impl Engine {
         let mut tx = self.deps.master.begin().await?;
         if store::wait_for_worker(&mut *tx, run.id, step.position, why).await? {
             tracing::warn!(tenant = %run.tenant_name, run_id = %run.id, step = %step.name, "{why}");
-            db::insert_provision_log(&mut *tx, run.tenant_id, run.id, &step.name, "waiting", why)
-                .await?;
+            store::insert_provision_log(
+                &mut *tx,
+                run.tenant_id,
+                run.id,
+                &step.name,
+                LogStatus::Waiting,
+                why,
+            )
+            .await?;
         }
         landlord_shared::metrics::metrics()
             .steps_waiting
@@ -172,36 +180,36 @@ impl Engine {
 
     async fn dispatch(
         &self,
-        run: Run,
+        state: &mut RunState,
         job: &StepJob,
-        row: Option<StepRow>,
         driver: store::Driver,
     ) -> Result<forward::Next, EngineError> {
         match job.direction {
-            Direction::Forward => self.forward(run, job.position, row, driver).await,
-            Direction::Undo => self
-                .undo(run, job.position, driver)
-                .await
-                .map(|()| forward::Next::Done),
+            Direction::Forward => self.forward(state, job.position, driver).await,
+            Direction::Undo => self.undo(state, job.position, driver).await,
         }
     }
 
-    async fn context(
-        &self,
-        run: &Run,
-        step: &StepRow,
-        attempt: i32,
-    ) -> Result<StepCtx, EngineError> {
-        let outputs = db::steps_of_run(&self.deps.master, run.id)
-            .await?
-            .into_iter()
-            .filter_map(|s| Some((s.name, s.output?)))
+    /// The retry budget of a step attempt, forward or undo.
+    fn step_budget(&self) -> Budget {
+        Budget {
+            attempts: self.deps.cfg.retry_attempts,
+            base_delay: self.deps.cfg.retry_delay,
+        }
+    }
+
+    fn context(&self, state: &RunState, step: &StepRow, attempt: i32) -> StepCtx {
+        let run = &state.run;
+        let outputs = state
+            .steps
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.output.clone()?)))
             .collect();
         // The run row was written from a parsed key; a row that no longer
         // parses is a broken invariant, surfaced by the validate step.
         let key = TenantKey::parse(&run.tenant_name)
             .unwrap_or_else(|_| TenantKey::parse("invalid").expect("literal key parses"));
-        Ok(StepCtx {
+        StepCtx {
             names: TenantNames::new(&self.deps.cfg.name_prefix, &key),
             key,
             deps: self.deps.clone(),
@@ -210,11 +218,58 @@ impl Engine {
             outputs,
             attempt,
             needs: step.backend(),
-        })
+        }
+    }
+}
+
+/// A run as the worker driving it knows it: read once per delivery, then
+/// kept up to date by this worker's own commits while it carries the run
+/// on, so a step boundary reads nothing. Only this delivery's driver
+/// changes the steps (claims need its epoch); an operator's cancel is seen
+/// by the claim, which refuses to start an attempt of a cancelled run.
+pub(super) struct RunState {
+    pub run: Run,
+    pub steps: Vec<StepRow>,
+}
+
+impl RunState {
+    fn step(&self, position: i32) -> Option<&StepRow> {
+        self.steps.get(usize::try_from(position).ok()?)
+    }
+
+    fn total(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn first_unfinished(&self) -> Option<i32> {
+        self.steps
+            .iter()
+            .find(|s| !s.status.is_done())
+            .map(|s| s.position)
+    }
+
+    /// The first step at or after `from` that the run's plan does not skip.
+    fn next_runnable(&self, from: i32) -> Option<i32> {
+        self.steps
+            .iter()
+            .skip(usize::try_from(from).unwrap_or(usize::MAX))
+            .find(|s| s.status != landlord_shared::store::StepStatus::Skipped)
+            .map(|s| s.position)
+    }
+
+    fn completed(&mut self, position: i32, output: serde_json::Value, tenant: Option<uuid::Uuid>) {
+        if let Some(row) = usize::try_from(position)
+            .ok()
+            .and_then(|i| self.steps.get_mut(i))
+        {
+            row.status = landlord_shared::store::StepStatus::Completed;
+            row.output = Some(output);
+        }
+        self.run.tenant_id = self.run.tenant_id.or(tenant);
     }
 }
 
 /// How many steps a run of this kind has.
 pub fn total_steps(run: &Run) -> i32 {
-    i32::try_from(steps_for(&run.kind).len()).unwrap_or(i32::MAX)
+    i32::try_from(steps_for(run.kind).len()).unwrap_or(i32::MAX)
 }

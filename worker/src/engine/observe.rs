@@ -3,12 +3,11 @@
 //! queued the job: for a retry, the failed attempt. The job that ends a run
 //! exports the run span and counts the outcome.
 
-use super::forward::Next;
-use super::{Engine, EngineError, store};
-use landlord_shared::db;
+use super::{Engine, EngineError, RunState, store};
 use landlord_shared::jobs::{Direction, StepJob};
 use landlord_shared::metrics::metrics;
 use landlord_shared::model::{Run, StepRow};
+use landlord_shared::store::{RunStatus, StepStatus};
 use landlord_shared::telemetry::parse_traceparent;
 use opentelemetry::KeyValue;
 use tracing::Instrument;
@@ -53,7 +52,7 @@ fn attempt_span(
 /// Counts a recovery (a forward step found `running` was held by a worker
 /// that stopped) and a retry.
 fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
-    let recovered = job.direction == Direction::Forward && row.status == "running";
+    let recovered = job.direction == Direction::Forward && row.status == StepStatus::Running;
     if recovered {
         metrics()
             .orphan_recoveries
@@ -61,7 +60,7 @@ fn count_recovery_and_retry(job: &StepJob, row: &StepRow) {
             .inc();
     }
     let retry = match job.direction {
-        Direction::Forward => row.status == "retrying",
+        Direction::Forward => row.status == StepStatus::Retrying,
         Direction::Undo => row.undo_attempts > 0,
     };
     if retry {
@@ -81,7 +80,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let _counted = self.count_in_flight();
         let master = &self.deps.master;
-        let Some(mut run) = db::run_by_id(master, job.run_id).await? else {
+        let Some(run) = store::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
             return Ok(());
         };
@@ -89,29 +88,27 @@ impl Engine {
             return Ok(());
         };
         let (run_id, was_finished) = (run.id, run.is_finished());
+        let steps = store::steps_of_run(master, run.id).await?;
+        let mut state = RunState { run, steps };
         let mut job = job;
         let mut origin = origin;
         loop {
-            let row = store::step_at(master, run.id, job.position).await?;
+            let row = state.step(job.position).cloned();
             if let Some(row) = &row {
                 count_recovery_and_retry(&job, row);
             }
-            let span = attempt_span(&run, &job, row.as_ref(), origin);
+            let span = attempt_span(&state.run, &job, row.as_ref(), origin);
             match self
-                .dispatch(run, &job, row, driver)
+                .dispatch(&mut state, &job, driver)
                 .instrument(span)
                 .await?
             {
-                Next::Done => break,
-                Next::Continue(position) => {
+                super::forward::Next::Done => break,
+                super::forward::Next::Continue(position) => {
                     job.position = position;
                     // Steps carried on in-process link to nothing: their
                     // parent, the run span, already orders them.
                     origin = None;
-                    let Some(next) = db::run_by_id(master, run_id).await? else {
-                        break;
-                    };
-                    run = next;
                 }
             }
         }
@@ -122,7 +119,7 @@ impl Engine {
     }
 
     async fn after_job(&self, run_id: uuid::Uuid) -> Result<(), EngineError> {
-        let Some(run) = db::run_by_id(&self.deps.master, run_id).await? else {
+        let Some(run) = store::run_by_id(&self.deps.master, run_id).await? else {
             return Ok(());
         };
         if !run.is_finished() {
@@ -132,10 +129,14 @@ impl Engine {
             let attributes = vec![
                 KeyValue::new("tenant", run.tenant_name.clone()),
                 KeyValue::new("run_id", run.id.to_string()),
-                KeyValue::new("kind", run.kind.clone()),
-                KeyValue::new("outcome", run.status.clone()),
+                KeyValue::new("kind", run.kind.as_str()),
+                KeyValue::new("outcome", run.status.as_str()),
             ];
-            trace.export_run_span(run.created_at.into(), attributes, run.status == "completed");
+            trace.export_run_span(
+                run.created_at.into(),
+                attributes,
+                run.status == RunStatus::Completed,
+            );
         }
         Ok(())
     }

@@ -1,51 +1,53 @@
-//! Compensation: undo steps in reverse order, one job per step, each undo
-//! idempotent and retried like a forward step.
+//! Compensation: undo steps in reverse order, each undo idempotent and
+//! retried like a forward step. As going forward, the worker goes on with
+//! the next undo in-process after each commit.
 
 use super::attempt::compensate_attempt;
-use super::backoff::retry_delay;
-use super::{Engine, EngineError, store};
+use super::forward::Next;
+use super::verdict::Verdict;
+use super::{Engine, EngineError, RunState, store};
 use crate::step::StepError;
 use landlord_shared::actions::UNDOABLE;
-use landlord_shared::db;
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
-use landlord_shared::model::Run;
+use landlord_shared::store::{LogStatus, RunStatus, StepStatus};
 use sqlx::PgConnection;
 use std::time::Duration;
 
 impl Engine {
     pub(super) async fn undo(
         &self,
-        run: Run,
+        state: &mut RunState,
         position: i32,
         driver: store::Driver,
-    ) -> Result<(), EngineError> {
-        if run.status != "compensating" {
-            return Ok(());
+    ) -> Result<Next, EngineError> {
+        if state.run.status != RunStatus::Compensating {
+            return Ok(Next::Done);
         }
         let master = &self.deps.master;
-        let row = store::step_at(master, run.id, position)
-            .await?
-            .ok_or(EngineError::NoSuchStep(run.id, position))?;
+        let row = state
+            .step(position)
+            .ok_or(EngineError::NoSuchStep(state.run.id, position))?
+            .clone();
         let step = self.steps.get(row.name.as_str()).cloned();
-        let Some(step) = step.filter(|_| UNDOABLE.contains(&row.status.as_str())) else {
+        let Some(step) = step.filter(|_| UNDOABLE.contains(&row.status)) else {
             let mut tx = master.begin().await?;
-            self.undo_next(&mut tx, &run, position).await?;
+            let next = self.undo_next(&mut tx, state, position).await?;
             tx.commit().await?;
-            return Ok(());
+            return Ok(next);
         };
         if let Some(why) = self.cannot_run(&row) {
-            return self
-                .leave_for_another_worker(&run, &row, Direction::Undo, &why)
-                .await;
+            self.leave_for_another_worker(&state.run, &row, Direction::Undo, &why)
+                .await?;
+            return Ok(Next::Done);
         }
         let Some(store::Claim { attempt, lost }) =
-            store::claim_undo(master, run.id, position, driver).await?
+            store::claim_undo(master, state.run.id, position, driver).await?
         else {
-            return Ok(()); // a later delivery of the run's job drives it
+            return Ok(Next::Done); // a later delivery of the run's job drives it
         };
+        let run = &state.run;
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, attempt,
             "Compensating step {}: {}", position + 1, row.name);
-        let max = i32::try_from(self.deps.cfg.retry_attempts).unwrap_or(i32::MAX);
         let max_lost = i32::try_from(self.deps.cfg.max_lost_attempts).unwrap_or(i32::MAX);
         // Attempts that reported back; lost ones do not use up the budget.
         let counted = attempt - lost;
@@ -54,7 +56,7 @@ impl Engine {
                 "{lost} undo attempts were lost: the workers running them stopped"
             )))
         } else {
-            let ctx = self.context(&run, &row, attempt).await?;
+            let ctx = self.context(state, &row, attempt);
             compensate_attempt(
                 step,
                 ctx,
@@ -72,104 +74,94 @@ impl Engine {
             attempt,
         };
         if !store::hold_lease(&mut *tx, run.id, position, lease).await? {
-            return Ok(());
+            return Ok(Next::Done);
         }
-        match outcome {
+        let next = match outcome {
             Ok(()) => {
-                sqlx::query(
-                    "UPDATE workflow_steps SET status = 'compensated', compensated_at = now(), last_error = NULL,
-                            attempt_open = false
-                     WHERE run_id = $1 AND position = $2",
-                )
-                .bind(run.id)
-                .bind(position)
-                .execute(&mut *tx)
-                .await?;
+                store::compensated(&mut *tx, run.id, position).await?;
                 if let Some(tenant_id) = run.tenant_id {
                     store::mark_resources_deleted(&mut *tx, tenant_id, &row.name).await?;
                 }
                 let msg = format!("Step {} undone: {}", position + 1, row.name);
-                db::insert_provision_log(
+                store::insert_provision_log(
                     &mut *tx,
                     run.tenant_id,
                     run.id,
                     &row.name,
-                    "compensated",
+                    LogStatus::Compensated,
                     &msg,
                 )
                 .await?;
-                self.undo_next(&mut tx, &run, position).await?;
-            }
-            Err(err) if err.is_transient() && counted < max => {
-                tracing::warn!(run_id = %run.id, step = %row.name, "undo failed, retrying: {err}");
-                store::set_step_status(
-                    &mut *tx,
-                    run.id,
-                    position,
-                    "compensating",
-                    &err.to_string(),
-                )
-                .await?;
-                let job = StepJob {
-                    run_id: run.id,
-                    position,
-                    direction: Direction::Undo,
-                };
-                push_step_job(
-                    &mut tx,
-                    &job,
-                    retry_delay(self.deps.cfg.retry_delay, counted),
-                )
-                .await?;
+                if let Some(done) = usize::try_from(position)
+                    .ok()
+                    .and_then(|i| state.steps.get_mut(i))
+                {
+                    done.status = StepStatus::Compensated;
+                }
+                self.undo_next(&mut tx, state, position).await?
             }
             Err(err) => {
-                tracing::error!(run_id = %run.id, step = %row.name, "undo failed: {err}");
-                let error = format!("undo of step {} failed: {err}", row.name);
+                let run = &state.run;
                 store::set_step_status(
                     &mut *tx,
                     run.id,
                     position,
-                    "compensating",
+                    StepStatus::Compensating,
                     &err.to_string(),
                 )
                 .await?;
-                if store::transition_run(
-                    &mut *tx,
-                    run.id,
-                    "compensating",
-                    "compensation_failed",
-                    Some(&error),
-                )
-                .await?
-                {
-                    db::insert_finished_event(&mut tx, &run, "compensation_failed", Some(&error))
-                        .await?;
+                match self.step_budget().judge(&err, counted) {
+                    Verdict::Retry(delay) => {
+                        tracing::warn!(run_id = %run.id, step = %row.name, "undo failed, retrying: {err}");
+                        let job = StepJob {
+                            run_id: run.id,
+                            position,
+                            direction: Direction::Undo,
+                        };
+                        push_step_job(&mut tx, &job, delay).await?;
+                    }
+                    Verdict::GiveUp => {
+                        tracing::error!(run_id = %run.id, step = %row.name, "undo failed: {err}");
+                        let error = format!("undo of step {} failed: {err}", row.name);
+                        let to = RunStatus::CompensationFailed;
+                        if store::transition_run(
+                            &mut *tx,
+                            run.id,
+                            RunStatus::Compensating,
+                            to,
+                            Some(&error),
+                        )
+                        .await?
+                        {
+                            store::insert_finished_event(&mut tx, run, to, Some(&error)).await?;
+                        }
+                    }
                 }
+                Next::Done
             }
-        }
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(next)
     }
 
-    /// Queues the undo of the nearest earlier step with something to undo,
-    /// or ends the compensation.
+    /// Goes on with the undo of the nearest earlier step with something to
+    /// undo (here, or queued for the fleet when [`Engine::hand_back`] says
+    /// so), or ends the compensation.
     async fn undo_next(
         &self,
         tx: &mut PgConnection,
-        run: &Run,
+        state: &RunState,
         position: i32,
-    ) -> Result<(), EngineError> {
-        let statuses: Vec<&str> = UNDOABLE.to_vec();
-        let prev: Option<i32> = sqlx::query_scalar(
-            "SELECT max(position) FROM workflow_steps
-             WHERE run_id = $1 AND position < $2 AND status = ANY($3)",
-        )
-        .bind(run.id)
-        .bind(position)
-        .bind(&statuses)
-        .fetch_one(&mut *tx)
-        .await?;
+    ) -> Result<Next, EngineError> {
+        let run = &state.run;
+        let before = usize::try_from(position).unwrap_or(0);
+        let prev = state.steps[..before.min(state.steps.len())]
+            .iter()
+            .rev()
+            .find(|s| UNDOABLE.contains(&s.status))
+            .map(|s| s.position);
         match prev {
+            Some(p) if !self.hand_back().await? => Ok(Next::Continue(p)),
             Some(p) => {
                 let job = StepJob {
                     run_id: run.id,
@@ -177,16 +169,18 @@ impl Engine {
                     direction: Direction::Undo,
                 };
                 push_step_job(tx, &job, Duration::ZERO).await?;
+                Ok(Next::Done)
             }
             None => {
-                if store::transition_run(&mut *tx, run.id, "compensating", "compensated", None)
+                let to = RunStatus::Compensated;
+                if store::transition_run(&mut *tx, run.id, RunStatus::Compensating, to, None)
                     .await?
                 {
-                    db::insert_finished_event(tx, run, "compensated", None).await?;
+                    store::insert_finished_event(tx, run, to, None).await?;
                 }
                 tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "Rollback complete");
+                Ok(Next::Done)
             }
         }
-        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
-use landlord_shared::db;
+use landlord_shared::store::{self, TenantStatus};
 use serde_json::{Value, json};
 
 pub struct Activate;
@@ -39,16 +39,12 @@ impl Step for Activate {
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
         let tenant_id = ctx.require_tenant_id()?;
         let mut tx = ctx.deps.master.begin().await?;
-        let status: String = sqlx::query_scalar(
-            "UPDATE tenants SET status = 'active', updated_at = now()
-             WHERE id = $1 AND status IN ('provisioning', 'active') RETURNING status",
-        )
-        .bind(tenant_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StepError::permanent("tenant left the provisioning state"))?;
+        let from = [TenantStatus::Provisioning, TenantStatus::Active];
+        let status = store::move_tenant(&mut *tx, tenant_id, &from, TenantStatus::Active)
+            .await?
+            .ok_or_else(|| StepError::permanent("tenant left the provisioning state"))?;
         let payload = welcome_payload(ctx, tenant_id);
-        db::insert_event(
+        store::insert_event(
             &mut tx,
             Some(tenant_id),
             ctx.run.id,
@@ -62,13 +58,8 @@ impl Step for Activate {
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         if let Some(id) = ctx.tenant_id {
-            sqlx::query(
-                "UPDATE tenants SET status = 'suspended', updated_at = now()
-                 WHERE id = $1 AND status = 'active'",
-            )
-            .bind(id)
-            .execute(&ctx.deps.master)
-            .await?;
+            let from = [TenantStatus::Active];
+            store::move_tenant(&ctx.deps.master, id, &from, TenantStatus::Suspended).await?;
         }
         Ok(())
     }

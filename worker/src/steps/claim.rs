@@ -8,6 +8,7 @@
 //! ours was interrupted before its mark was set.
 
 use crate::step::{StepCtx, StepError};
+use landlord_shared::store;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use uuid::Uuid;
@@ -22,19 +23,9 @@ pub(super) fn mark_text(tenant_id: Uuid) -> String {
 /// claim is a permanent error.
 pub(super) async fn claim(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), StepError> {
     let tenant_id = ctx.require_tenant_id()?;
-    let claimed: Option<Uuid> = sqlx::query_scalar(
-        "INSERT INTO resource_claims (kind, name, tenant_id, run_id) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (kind, name) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = now()
-            WHERE resource_claims.tenant_id = EXCLUDED.tenant_id
-         RETURNING tenant_id",
-    )
-    .bind(kind)
-    .bind(name)
-    .bind(tenant_id)
-    .bind(ctx.run.id)
-    .fetch_optional(&ctx.deps.master)
-    .await?;
-    if claimed.is_none() {
+    let claimed =
+        store::claim_resource(&ctx.deps.master, kind, name, tenant_id, ctx.run.id).await?;
+    if !claimed {
         return Err(StepError::permanent(format!(
             "{kind} {name} is claimed by another tenant"
         )));
@@ -45,26 +36,13 @@ pub(super) async fn claim(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), S
 /// True when this tenant claimed `kind`/`name`.
 pub(super) async fn is_claimed(ctx: &StepCtx, kind: &str, name: &str) -> Result<bool, StepError> {
     let tenant_id = ctx.require_tenant_id()?;
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM resource_claims
-                        WHERE kind = $1 AND name = $2 AND tenant_id = $3)",
-    )
-    .bind(kind)
-    .bind(name)
-    .bind(tenant_id)
-    .fetch_one(&ctx.deps.master)
-    .await?)
+    Ok(store::is_claimed(&ctx.deps.master, kind, name, tenant_id).await?)
 }
 
 /// Forgets this tenant's claim once the resource is gone.
 pub(super) async fn release(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), StepError> {
     let tenant_id = ctx.require_tenant_id()?;
-    sqlx::query("DELETE FROM resource_claims WHERE kind = $1 AND name = $2 AND tenant_id = $3")
-        .bind(kind)
-        .bind(name)
-        .bind(tenant_id)
-        .execute(&ctx.deps.master)
-        .await?;
+    store::release_claim(&ctx.deps.master, kind, name, tenant_id).await?;
     Ok(())
 }
 

@@ -49,3 +49,46 @@ pub fn all_steps() -> Vec<Arc<dyn Step>> {
     steps.extend(deprovision::soft_steps());
     steps
 }
+
+/// Refuses a catalogue naming a step this binary has no code for, so a
+/// worker fails at start-up rather than at that step of some run.
+pub fn check_catalogue(
+    plans: &landlord_shared::catalogue::Catalogue,
+    steps: &[Arc<dyn Step>],
+) -> anyhow::Result<()> {
+    for name in plans.step_names() {
+        if !steps.iter().any(|s| s.name() == name) {
+            anyhow::bail!(
+                "{}: a plan names step '{name}', which this worker does not have",
+                plans.source
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use landlord_shared::catalogue::{Catalogue, OPTIONAL_STEPS};
+    use landlord_shared::plan::PROVISION_STEPS;
+
+    #[test]
+    fn the_worker_has_every_step_a_plan_can_name() {
+        let steps = all_steps();
+        check_catalogue(&Catalogue::builtin(), &steps).unwrap();
+        for name in OPTIONAL_STEPS
+            .iter()
+            .chain(PROVISION_STEPS.iter().map(|(n, _)| n))
+        {
+            assert!(steps.iter().any(|s| s.name() == *name), "{name}");
+        }
+        let mut lacking = Catalogue::builtin();
+        lacking
+            .plans
+            .values_mut()
+            .for_each(|p| p.steps.push("terraform".into()));
+        let e = check_catalogue(&lacking, &steps).unwrap_err().to_string();
+        assert!(e.contains("'terraform'"), "{e}");
+    }
+}

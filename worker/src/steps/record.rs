@@ -5,43 +5,13 @@
 
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::store::{self, Connection, Service};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
-use uuid::Uuid;
 
 pub struct Record;
 
 fn text<'a>(v: Option<&'a Value>, field: &str) -> Option<&'a str> {
     v?.get(field)?.as_str()
-}
-
-struct Connection<'a> {
-    service: &'static str,
-    db_name: &'a str,
-    host: Option<String>,
-    port: Option<i32>,
-    username: Option<&'a str>,
-    secret_ref: Option<&'a str>,
-}
-
-async fn upsert(tx: &mut PgConnection, tenant_id: Uuid, c: &Connection<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO tenant_connections (id, tenant_id, service, db_name, host, port, username, secret_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (tenant_id, service) DO UPDATE SET db_name = $4, host = $5, port = $6,
-            username = $7, secret_ref = $8, updated_at = now()",
-    )
-    .bind(Uuid::now_v7())
-    .bind(tenant_id)
-    .bind(c.service)
-    .bind(c.db_name)
-    .bind(&c.host)
-    .bind(c.port)
-    .bind(c.username)
-    .bind(c.secret_ref)
-    .execute(tx)
-    .await
-    .map(drop)
 }
 
 /// Host and port of a URL-shaped address, for the connection row.
@@ -72,7 +42,7 @@ impl Step for Record {
         let mut connections = Vec::new();
         if let Some(db) = text(pg, "database") {
             connections.push(Connection {
-                service: "postgres",
+                service: Service::Postgres,
                 db_name: db,
                 host: text(pg, "host").map(str::to_owned),
                 port: pg
@@ -91,7 +61,7 @@ impl Step for Record {
                 .map(host_port)
                 .unwrap_or_default();
             connections.push(Connection {
-                service: "mongodb",
+                service: Service::Mongodb,
                 db_name: db,
                 host,
                 port,
@@ -108,7 +78,7 @@ impl Step for Record {
                 .map(|q| host_port(&q.url))
                 .unwrap_or_default();
             connections.push(Connection {
-                service: "qdrant",
+                service: Service::Qdrant,
                 db_name: collection,
                 host,
                 port,
@@ -118,30 +88,25 @@ impl Step for Record {
         }
         let mut tx = ctx.deps.master.begin().await?;
         for c in &connections {
-            upsert(&mut tx, tenant_id, c).await?;
+            store::upsert_connection(&mut *tx, tenant_id, c).await?;
         }
-        sqlx::query(
-            "UPDATE tenants SET realm_name = $2, postgres_db = $3, mongo_db = $4, qdrant_collection = $5,
-                storage_path = $6, updated_at = now() WHERE id = $1",
-        )
-        .bind(tenant_id)
-        .bind(text(identity, "realm"))
-        .bind(text(pg, "database"))
-        .bind(text(mongo, "database"))
-        .bind(text(qdrant, "collection"))
-        .bind(text(storage, "path").or(text(storage, "bucket")))
-        .execute(&mut *tx)
-        .await?;
+        let names = store::ResourceNames {
+            realm: text(identity, "realm"),
+            postgres_db: text(pg, "database"),
+            mongo_db: text(mongo, "database"),
+            qdrant_collection: text(qdrant, "collection"),
+            storage_path: text(storage, "path").or(text(storage, "bucket")),
+        };
+        store::set_resource_names(&mut *tx, tenant_id, &names).await?;
         tx.commit().await?;
-        Ok(json!({ "connections": connections.iter().map(|c| c.service).collect::<Vec<_>>() }))
+        Ok(
+            json!({ "connections": connections.iter().map(|c| c.service.as_str()).collect::<Vec<_>>() }),
+        )
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         if let Some(id) = ctx.tenant_id {
-            sqlx::query("DELETE FROM tenant_connections WHERE tenant_id = $1")
-                .bind(id)
-                .execute(&ctx.deps.master)
-                .await?;
+            store::delete_connections(&ctx.deps.master, id).await?;
         }
         Ok(())
     }

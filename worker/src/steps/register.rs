@@ -2,8 +2,8 @@
 
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::store::{self, TenantStatus};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 pub struct Register;
 
@@ -17,44 +17,30 @@ impl Step for Register {
         let mut tx = ctx.deps.master.begin().await?;
         // Re-running after a crash finds our own `provisioning` row; a name
         // that is active (or being deleted) belongs to someone else.
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO tenants (id, name, plan, status) VALUES ($1, $2, $3, 'provisioning')
-             ON CONFLICT (name) DO UPDATE
-                SET status = 'provisioning', plan = COALESCE(EXCLUDED.plan, tenants.plan), updated_at = now()
-                WHERE tenants.status IN ('provisioning', 'suspended', 'deleted')
-             RETURNING id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(ctx.key.as_str())
-        .bind(ctx.run.params.plan.as_deref())
-        .fetch_optional(&mut *tx)
-        .await?;
+        let plan = ctx.run.params.plan.as_deref();
+        let id = store::register_tenant(&mut *tx, ctx.key.as_str(), plan).await?;
         let Some(id) = id else {
-            let status: String = sqlx::query_scalar("SELECT status FROM tenants WHERE name = $1")
-                .bind(ctx.key.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+            let status = store::tenant_by_name(&mut *tx, ctx.key.as_str())
+                .await?
+                .map_or_else(|| "gone".to_owned(), |t| t.status.to_string());
             return Err(StepError::permanent(format!(
                 "tenant '{}' already exists and is {status}",
                 ctx.key
             )));
         };
-        sqlx::query("UPDATE workflow_runs SET tenant_id = $1, updated_at = now() WHERE id = $2")
-            .bind(id)
-            .bind(ctx.run.id)
-            .execute(&mut *tx)
-            .await?;
+        store::set_run_tenant(&mut *tx, ctx.run.id, id).await?;
         tx.commit().await?;
         Ok(json!({ "tenant_id": id }))
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
-        sqlx::query(
-            "UPDATE tenants SET status = 'deleted', updated_at = now()
-             WHERE name = $1 AND status IN ('provisioning', 'suspended')",
+        let from = [TenantStatus::Provisioning, TenantStatus::Suspended];
+        store::move_tenant_named(
+            &ctx.deps.master,
+            ctx.key.as_str(),
+            &from,
+            TenantStatus::Deleted,
         )
-        .bind(ctx.key.as_str())
-        .execute(&ctx.deps.master)
         .await?;
         Ok(())
     }

@@ -3,9 +3,9 @@
 //! remove its resources idempotently and only when they are ours.
 
 use super::super::claim::collect;
-use crate::engine::store::mark_resources_deleted;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::store::mark_resources_deleted;
 use serde_json::{Value, json};
 use sqlx::PgExecutor;
 use std::sync::Arc;

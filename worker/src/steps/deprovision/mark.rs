@@ -4,29 +4,21 @@
 
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
-use landlord_shared::db;
+use landlord_shared::store::{self, RunKind, TenantStatus};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
 async fn move_tenant(
     conn: &mut PgConnection,
     ctx: &StepCtx,
-    from: &[&str],
-    to: &str,
+    from: &[TenantStatus],
+    to: TenantStatus,
 ) -> Result<Value, StepError> {
     let tenant_id = ctx.require_tenant_id()?;
-    let moved: Option<String> = sqlx::query_scalar(
-        "UPDATE tenants SET status = $2, updated_at = now()
-         WHERE id = $1 AND status = ANY($3) RETURNING status",
-    )
-    .bind(tenant_id)
-    .bind(to)
-    .bind(from)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let moved = store::move_tenant(&mut *conn, tenant_id, from, to).await?;
     if moved.is_none() {
-        let now = db::tenant_by_id(&mut *conn, tenant_id).await?;
-        let status = now.map_or_else(|| "gone".to_owned(), |t| t.status);
+        let now = store::tenant_by_id(&mut *conn, tenant_id).await?;
+        let status = now.map_or_else(|| "gone".to_owned(), |t| t.status.to_string());
         return Err(StepError::permanent(format!(
             "tenant is {status}; expected one of {from:?}"
         )));
@@ -48,8 +40,12 @@ impl Step for Suspend {
         move_tenant(
             &mut conn,
             ctx,
-            &["active", "provisioning", "suspended"],
-            "suspended",
+            &[
+                TenantStatus::Active,
+                TenantStatus::Provisioning,
+                TenantStatus::Suspended,
+            ],
+            TenantStatus::Suspended,
         )
         .await
     }
@@ -73,8 +69,14 @@ impl Step for MarkDeleting {
         move_tenant(
             &mut conn,
             ctx,
-            &["active", "provisioning", "suspended", "deleted", "deleting"],
-            "deleting",
+            &[
+                TenantStatus::Active,
+                TenantStatus::Provisioning,
+                TenantStatus::Suspended,
+                TenantStatus::Deleted,
+                TenantStatus::Deleting,
+            ],
+            TenantStatus::Deleting,
         )
         .await
     }
@@ -100,11 +102,15 @@ impl Step for MarkDeleted {
         let output = move_tenant(
             &mut tx,
             ctx,
-            &["suspended", "deleting", "deleted"],
-            "deleted",
+            &[
+                TenantStatus::Suspended,
+                TenantStatus::Deleting,
+                TenantStatus::Deleted,
+            ],
+            TenantStatus::Deleted,
         )
         .await?;
-        let mode = if ctx.run.kind == "deprovision_hard" {
+        let mode = if ctx.run.kind == RunKind::DeprovisionHard {
             "hard"
         } else {
             "soft"
@@ -114,7 +120,7 @@ impl Step for MarkDeleted {
             "tenantName": ctx.key,
             "mode": mode,
         });
-        db::insert_event(
+        store::insert_event(
             &mut tx,
             Some(tenant_id),
             ctx.run.id,

@@ -1,0 +1,127 @@
+use super::*;
+
+const GOOD: &str = r#"
+default = "basic"
+
+[plans.basic]
+tier = "standard"
+steps = ["storage", "postgres"]
+
+[plans.full]
+tier = "enterprise"
+steps = ["identity", "postgres", "migrate", "mongo", "qdrant", "storage"]
+[plans.full.postgres]
+mode = "database"
+template = "basic"
+"#;
+
+fn err(text: &str) -> CatalogueError {
+    Catalogue::parse("plans.toml", text).expect_err("should be refused")
+}
+
+#[test]
+fn the_builtin_catalogue_reproduces_every_step_as_its_default_plan() {
+    let c = Catalogue::builtin();
+    let plan = c.resolve(None).unwrap();
+    assert_eq!(plan.name, "enterprise");
+    assert_eq!(plan.tier, Tier::Enterprise);
+    assert_eq!(plan.steps, OPTIONAL_STEPS);
+    assert_eq!(plan.postgres.template, "basic");
+}
+
+#[test]
+fn plans_resolve_with_defaults_and_the_engines_step_order() {
+    let c = Catalogue::parse("plans.toml", GOOD).unwrap();
+    let basic = c.resolve(None).unwrap();
+    assert_eq!(basic.steps, ["postgres", "storage"]);
+    assert!(basic.runs("validate") && basic.runs("postgres") && !basic.runs("identity"));
+    assert_eq!(basic.identity, IdentityMode::Realm);
+    assert_eq!(basic.postgres.template, "basic");
+    assert_eq!(c.resolve(Some("full")).unwrap().steps.len(), 6);
+    assert_eq!(c.step_names().len(), 6);
+}
+
+#[test]
+fn an_unknown_plan_names_the_field_and_the_known_plans() {
+    let c = Catalogue::parse("plans.toml", GOOD).unwrap();
+    let e = c.resolve(Some("gold")).unwrap_err();
+    assert_eq!(e.field, "plan");
+    assert!(
+        e.message.contains("'gold'") && e.message.contains("basic, full"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_step_is_refused_at_its_line() {
+    let e = err(&GOOD.replace(r#"["storage", "postgres"]"#, r#"["storage", "terraform"]"#));
+    assert_eq!((e.file.as_str(), e.line), ("plans.toml", 6), "{e}");
+    assert!(e.message.contains("unknown step 'terraform'"), "{e}");
+}
+
+#[test]
+fn an_unknown_mode_is_refused_at_its_line() {
+    let e = err(&GOOD.replace(r#"mode = "database""#, r#"mode = "sharded""#));
+    assert_eq!(e.line, 12, "{e}");
+    assert!(e.message.contains("sharded"), "{e}");
+}
+
+#[test]
+fn a_duplicate_plan_is_refused_at_its_line() {
+    let e = err(&format!(
+        "{GOOD}\n[plans.basic]\ntier = \"hybrid\"\nsteps = []\n"
+    ));
+    assert_eq!(e.line, 15, "{e}");
+    assert!(e.message.to_lowercase().contains("duplicate"), "{e}");
+}
+
+#[test]
+fn an_unknown_template_key_is_refused_at_its_line() {
+    let e = err(&GOOD.replace(r#"template = "basic""#, r#"template = "crm""#));
+    assert_eq!(e.line, 13, "{e}");
+    assert!(e.message.contains("unknown template key 'crm'"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_refused_with_its_line() {
+    let e = err("default: basic\nplans:\n  basic: {}\n");
+    assert_eq!(e.line, 1, "{e}");
+    assert!(e.to_string().starts_with("plans.toml:1:"), "{e}");
+}
+
+#[test]
+fn other_mistakes_are_refused_too() {
+    for (text, needle) in [
+        (
+            GOOD.replace(r#"default = "basic""#, r#"default = "gold""#),
+            "default plan 'gold'",
+        ),
+        (
+            GOOD.replace(r#"tier = "standard""#, r#"tier = "platinum""#),
+            "platinum",
+        ),
+        (
+            GOOD.replace(r#"["storage", "postgres"]"#, r#"["migrate"]"#),
+            "needs step 'postgres'",
+        ),
+        (
+            GOOD.replace(r#"["storage", "postgres"]"#, r#"["storage", "storage"]"#),
+            "listed twice",
+        ),
+        (
+            GOOD.replace(
+                "tier = \"standard\"",
+                "tier = \"standard\"\ncolour = \"red\"",
+            ),
+            "colour",
+        ),
+        (
+            GOOD.replace("[plans.basic]", "[plans.\"a b\"]"),
+            "plan name 'a b'",
+        ),
+        ("default = \"x\"\n[plans]\n".to_owned(), "defines no plan"),
+    ] {
+        let e = err(&text);
+        assert!(e.message.contains(needle), "{needle}: {e}");
+    }
+}
