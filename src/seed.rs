@@ -62,6 +62,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
             port: Some(*port),
             username: user.as_deref(),
             secret_ref: None,
+            options: None,
         };
         store::upsert_connection(&mut *tx, id, &row).await?;
     }

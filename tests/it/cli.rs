@@ -84,7 +84,7 @@ async fn provision_wait_follows_the_run_and_exit_code_says_active() {
     let status = landlord(&env, &["status", "cliok", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["tenant"]["status"], "active");
-    assert_eq!(v["steps"].as_array().unwrap().len(), 10);
+    assert_eq!(v["steps"].as_array().unwrap().len(), 11);
     worker.shutdown().await;
 
     let failing = TestEnv::new(&[("LANDLORD_FAULTS", "activate:permanent")]).await;

@@ -68,12 +68,12 @@ async fn sigkill_mid_step_is_recovered_by_another_process() {
     // Worker logs say "Step X/N" (seed 002's format).
     let b_log = std::fs::read_to_string(logs.path().join("b.log")).unwrap();
     assert!(
-        b_log.contains("Step 4/10: Creating Postgres role and database from template"),
+        b_log.contains("Step 4/11: Creating Postgres role and database from template"),
         "{b_log}"
     );
     assert!(
         // Logged when the attempt starts, so before the run can complete.
-        b_log.contains("Step 10/10: Activating tenant"),
+        b_log.contains("Step 11/11: Activating tenant"),
         "{b_log}"
     );
 

@@ -172,7 +172,14 @@ async fn permanent_failure_with_rollback_removes_everything() {
         .collect();
     assert_eq!(
         undone,
-        ["validate", "register", "postgres", "migrate", "storage"]
+        [
+            "validate",
+            "register",
+            "postgres",
+            "migrate",
+            "check_schema",
+            "storage"
+        ]
     );
     // Reverse order: each undo happened after the one of the later step.
     let mut times: Vec<_> = steps

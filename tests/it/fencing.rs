@@ -63,7 +63,7 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
 
     let a_text = std::fs::read_to_string(&a_log).unwrap();
     let b_text = std::fs::read_to_string(&b_log).unwrap();
-    let complete = "Step 4/10 complete";
+    let complete = "Step 4/11 complete";
     assert!(!a_text.contains(complete), "A checkpointed: {a_text}");
     assert!(b_text.contains(complete), "B checkpointed: {b_text}");
     let postgres = env.step(run.id, "postgres").await;
@@ -139,7 +139,7 @@ async fn a_paused_worker_that_lost_its_job_claims_nothing() {
     let _ = b.start_kill();
     let b_text = std::fs::read_to_string(&b_log).unwrap();
     assert!(
-        b_text.contains("Step 10/10 complete"),
+        b_text.contains("Step 11/11 complete"),
         "B drove the run: {b_text}"
     );
     let postgres = env.step(run.id, "postgres").await;

@@ -17,6 +17,7 @@ mod observe;
 mod operator;
 mod otlp;
 mod ownership;
+mod pooled;
 mod probe;
 mod provision;
 mod quoting;

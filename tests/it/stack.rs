@@ -284,7 +284,7 @@ async fn generated_passwords_never_reach_the_logs() {
         // SIGTERM: the worker flushes its spans on the way out.
         crate::observe::terminate(worker).await;
         let log = std::fs::read_to_string(&log_path).unwrap();
-        assert!(log.contains("Step 3/10"), "the {format} log was captured");
+        assert!(log.contains("Step 3/11"), "the {format} log was captured");
         let names =
             landlord_shared::tenant::TenantNames::new(&env.cfg.name_prefix, &env.key(tenant));
         secrets.push(

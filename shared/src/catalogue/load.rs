@@ -163,11 +163,13 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
             }
             steps.push(s.clone());
         }
-        if steps.iter().any(|s| s == "migrate") && !steps.iter().any(|s| s == "postgres") {
-            return Err(at(
-                Some(plan.steps.span()),
-                format!("plan '{name}': step 'migrate' needs step 'postgres'"),
-            ));
+        for needy in ["migrate", "check_schema"] {
+            if steps.iter().any(|s| s == needy) && !steps.iter().any(|s| s == "postgres") {
+                return Err(at(
+                    Some(plan.steps.span()),
+                    format!("plan '{name}': step '{needy}' needs step 'postgres'"),
+                ));
+            }
         }
         // The engine's order, whatever the file's.
         steps.sort_by_key(|s| OPTIONAL_STEPS.iter().position(|o| o == s));

@@ -22,7 +22,13 @@ const BUILTIN: &str = include_str!("../../../deploy/plans.toml");
 
 /// Provisioning steps a plan may leave out; the others always run.
 pub const OPTIONAL_STEPS: &[&str] = &[
-    "identity", "postgres", "migrate", "mongo", "qdrant", "storage",
+    "identity",
+    "postgres",
+    "migrate",
+    "check_schema",
+    "mongo",
+    "qdrant",
+    "storage",
 ];
 
 /// The template databases this binary can build, by key (seed 003):
@@ -77,6 +83,8 @@ pub enum IdentityMode {
 pub enum PostgresMode {
     /// A database of the tenant's own, cloned from the template.
     Database,
+    /// Schema `tenant_{key}` in the pooled database `{prefix}_pool` (seed 002).
+    Schema,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

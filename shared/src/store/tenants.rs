@@ -184,6 +184,9 @@ pub struct Connection<'a> {
     pub port: Option<i32>,
     pub username: Option<&'a str>,
     pub secret_ref: Option<&'a str>,
+    /// What a client needs besides host, port and database: the schema and
+    /// `search_path` of a pooled Postgres tenant.
+    pub options: Option<serde_json::Value>,
 }
 
 pub async fn upsert_connection(
@@ -192,10 +195,10 @@ pub async fn upsert_connection(
     c: &Connection<'_>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO tenant_connections (id, tenant_id, service, db_name, host, port, username, secret_ref)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO tenant_connections (id, tenant_id, service, db_name, host, port, username, secret_ref, options)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (tenant_id, service) DO UPDATE SET db_name = $4, host = $5, port = $6,
-            username = $7, secret_ref = $8, updated_at = now()",
+            username = $7, secret_ref = $8, options = $9, updated_at = now()",
         Uuid::now_v7(),
         tenant_id,
         c.service.as_str(),
@@ -203,7 +206,8 @@ pub async fn upsert_connection(
         c.host,
         c.port,
         c.username,
-        c.secret_ref
+        c.secret_ref,
+        c.options
     )
     .execute(ex)
     .await

@@ -60,7 +60,7 @@ async fn lists_show_and_paginate_with_a_worker() {
     let detail = api.get(&format!("/runs/{}", runs[0])).await;
     assert_eq!(detail.status, StatusCode::OK);
     let steps = detail.body["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 10);
+    assert_eq!(steps.len(), 11);
     assert_eq!(steps[0]["name"], "validate");
     assert!(steps[0]["description"].as_str().unwrap().len() > 3);
     assert!(steps[3]["duration_ms"].is_i64());

@@ -1,15 +1,44 @@
 //! Migrate step: brings the clone to the current tenant schema (catch-up
-//! when the template is older) and grants the tenant role its tables.
+//! when the template is older) and grants the tenant role its tables. In
+//! schema mode it runs the same migrations inside the tenant's schema of
+//! the pool (their history table lives there too), and seed 002's tables
+//! and indexes are created for that tenant only.
 
-use super::postgres::{TENANT_MIGRATIONS, database_options, exec_ddl, single_connection};
+use super::postgres::{TENANT_MIGRATIONS, database_options, exec_ddl, mode, single_connection};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::PostgresMode;
+use landlord_shared::tenant::PgIdent;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+/// Where the tenant's tables live: the connection options and the schema.
+pub(super) fn target(ctx: &StepCtx) -> Result<(PgConnectOptions, PgIdent), StepError> {
+    Ok(match mode(ctx) {
+        PostgresMode::Database => (
+            database_options(ctx, &ctx.names.postgres_db())?,
+            PgIdent::public(),
+        ),
+        PostgresMode::Schema => {
+            let schema = ctx.names.postgres_schema();
+            let opts = database_options(ctx, &ctx.names.postgres_pool())?
+                .options([("search_path", schema.as_str())]);
+            (opts, schema)
+        }
+    })
+}
 
 pub struct Migrate;
 
+/// Versions applied so far; none in a schema the migrations never ran in.
 async fn applied(pool: &PgPool) -> Result<Vec<i64>, StepError> {
+    let tracked: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !tracked {
+        return Ok(Vec::new());
+    }
     Ok(
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
@@ -24,9 +53,9 @@ impl Step for Migrate {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
-        let db = ctx.names.postgres_db();
         let role = ctx.names.postgres_role();
-        let pool = single_connection(database_options(ctx, &db)?).await?;
+        let (opts, schema) = target(ctx)?;
+        let pool = single_connection(opts).await?;
         let result = async {
             let before = applied(&pool).await?;
             TENANT_MIGRATIONS
@@ -36,13 +65,19 @@ impl Step for Migrate {
             let after = applied(&pool).await?;
             let mut conn = pool.acquire().await?;
             for grant in [
-                format!("GRANT USAGE, CREATE ON SCHEMA public TO {}", role.quoted()),
                 format!(
-                    "GRANT ALL ON ALL TABLES IN SCHEMA public TO {}",
+                    "GRANT USAGE, CREATE ON SCHEMA {} TO {}",
+                    schema.quoted(),
                     role.quoted()
                 ),
                 format!(
-                    "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {}",
+                    "GRANT ALL ON ALL TABLES IN SCHEMA {} TO {}",
+                    schema.quoted(),
+                    role.quoted()
+                ),
+                format!(
+                    "GRANT ALL ON ALL SEQUENCES IN SCHEMA {} TO {}",
+                    schema.quoted(),
                     role.quoted()
                 ),
             ] {
@@ -61,7 +96,8 @@ impl Step for Migrate {
         Ok(json!({ "version": after.last(), "caught_up": caught_up }))
     }
 
-    /// The schema lives and dies with the database (postgres step's undo).
+    /// The tables live and die with the database or the schema (the
+    /// postgres step's undo).
     async fn compensate(&self, _: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! One file per step: its run, its undo, its error mapping.
 
 mod activate;
+mod check_schema;
 mod claim;
 mod deprovision;
 mod identity;
 mod migrate;
 mod mongo;
 mod postgres;
+mod postgres_schema;
 mod qdrant;
 mod record;
 mod register;
@@ -33,6 +35,7 @@ pub fn all_steps() -> Vec<Arc<dyn Step>> {
         identity.clone(),
         postgres.clone(),
         Arc::new(migrate::Migrate),
+        Arc::new(check_schema::CheckSchema),
         mongo.clone(),
         qdrant.clone(),
         storage.clone(),

@@ -1,5 +1,7 @@
 //! Postgres step: a login role with a generated password and a database
-//! cloned from the template (seed 003), CONNECT revoked from PUBLIC.
+//! cloned from the template (seed 003), CONNECT revoked from PUBLIC; in the
+//! plan's schema mode, a schema in the pooled database instead
+//! (`postgres_schema.rs`).
 //! Both carry a comment with the tenant's id; a role or database of the
 //! same name without it is someone else's and is never adopted or dropped.
 //!
@@ -11,6 +13,7 @@
 use super::claim::{foreign, left_alone, mark_text};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::PostgresMode;
 use landlord_shared::secrets::{SecretStore, generate_password};
 use landlord_shared::tenant::{PgIdent, quote_literal, template_db};
 use secrecy::ExposeSecret;
@@ -79,17 +82,27 @@ pub(super) fn admin_options(ctx: &StepCtx) -> Result<PgConnectOptions, StepError
     Ok(opts.clone().log_statements(log::LevelFilter::Off))
 }
 
-fn secret_ref(db: &PgIdent) -> String {
-    format!("postgres/{db}")
+/// Keyed on the role, which both modes name alike.
+fn secret_ref(role: &PgIdent) -> String {
+    format!("postgres/{role}")
 }
 
-/// A maintenance connection holding the template lock until it is closed;
-/// a crashed worker's lock goes away with its connection.
-async fn locked_connection(ctx: &StepCtx) -> Result<PgConnection, StepError> {
+/// How the run's plan isolates the tenant in Postgres; runs from before
+/// plans existed had databases.
+pub(super) fn mode(ctx: &StepCtx) -> PostgresMode {
+    ctx.run
+        .plan
+        .as_ref()
+        .map_or(PostgresMode::Database, |p| p.0.postgres.mode)
+}
+
+/// A maintenance connection holding the lock on `name` (the template, or
+/// the pool) until it is closed; a crashed worker's lock goes away with its
+/// connection.
+async fn locked_connection(ctx: &StepCtx, name: &PgIdent) -> Result<PgConnection, StepError> {
     let mut conn = PgConnection::connect_with(&admin_options(ctx)?).await?;
-    let template = template_db(&ctx.deps.cfg.name_prefix);
     sqlx::query("SELECT pg_advisory_lock(hashtext('landlord template ' || $1))")
-        .bind(template.as_str())
+        .bind(name.as_str())
         .execute(&mut conn)
         .await?;
     Ok(conn)
@@ -133,7 +146,7 @@ async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
 /// transactional), or takes over our own after a crash; a role of the same
 /// name without our mark is refused.
 #[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_role"))]
-async fn ensure_role(
+pub(super) async fn ensure_role(
     conn: &mut PgConnection,
     ctx: &StepCtx,
     secrets: &SecretStore,
@@ -155,7 +168,7 @@ async fn ensure_role(
     secrets
         .put(
             &ctx.deps.master,
-            &secret_ref(&ctx.names.postgres_db()),
+            &secret_ref(&ctx.names.postgres_role()),
             &password,
         )
         .await
@@ -331,38 +344,74 @@ impl Step for Postgres {
             .secrets
             .as_ref()
             .ok_or_else(|| StepError::permanent("LANDLORD_SECRET_KEY is not configured"))?;
-        let mut conn = locked_connection(ctx).await?;
+        let mode = mode(ctx);
+        let template = template_db(&ctx.deps.cfg.name_prefix);
+        let lock = match mode {
+            PostgresMode::Database => template.clone(),
+            PostgresMode::Schema => ctx.names.postgres_pool(),
+        };
+        let mut conn = locked_connection(ctx, &lock).await?;
         let result = async {
-            ensure_template(&mut conn, ctx).await?;
-            ensure_role(&mut conn, ctx, secrets).await?;
-            ensure_database(&mut conn, ctx).await
+            match mode {
+                PostgresMode::Database => {
+                    ensure_template(&mut conn, ctx).await?;
+                    ensure_role(&mut conn, ctx, secrets).await?;
+                    ensure_database(&mut conn, ctx).await
+                }
+                PostgresMode::Schema => super::postgres_schema::run(&mut conn, ctx, secrets).await,
+            }
         }
         .await;
         // Closing ends the session and so releases the lock.
         let _ = conn.close().await;
         result?;
-        let db = ctx.names.postgres_db();
+        let role = ctx.names.postgres_role();
         let opts = admin_options(ctx)?;
-        Ok(json!({
-            "database": db,
-            "role": ctx.names.postgres_role(),
-            "secret_ref": secret_ref(&db),
-            "template": template_db(&ctx.deps.cfg.name_prefix),
-            "host": opts.get_host(),
-            "port": opts.get_port(),
-            "resources": [
-                { "kind": "postgres_database", "name": db },
-                { "kind": "postgres_role", "name": ctx.names.postgres_role() },
-            ],
-        }))
+        Ok(match mode {
+            PostgresMode::Database => {
+                let db = ctx.names.postgres_db();
+                json!({
+                    "mode": "database",
+                    "database": db,
+                    "role": role,
+                    "secret_ref": secret_ref(&role),
+                    "template": template,
+                    "host": opts.get_host(),
+                    "port": opts.get_port(),
+                    "resources": [
+                        { "kind": "postgres_database", "name": db },
+                        { "kind": "postgres_role", "name": role },
+                    ],
+                })
+            }
+            PostgresMode::Schema => {
+                let (pool, schema) = (ctx.names.postgres_pool(), ctx.names.postgres_schema());
+                json!({
+                    "mode": "schema",
+                    "database": pool,
+                    "schema": schema,
+                    "role": role,
+                    "secret_ref": secret_ref(&role),
+                    "host": opts.get_host(),
+                    "port": opts.get_port(),
+                    "resources": [
+                        { "kind": "postgres_schema", "name": format!("{pool}.{schema}") },
+                        { "kind": "postgres_role", "name": role },
+                    ],
+                })
+            }
+        })
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         let db = ctx.names.postgres_db();
         let role = ctx.names.postgres_role();
         let mark = ownership_comment(ctx)?;
-        let mut conn = locked_connection(ctx).await?;
+        let mut conn = locked_connection(ctx, &template_db(&ctx.deps.cfg.name_prefix)).await?;
         let result = async {
+            // Both modes' resources are looked for, each by its own name and
+            // mark: a hard deprovisioning run carries no plan.
+            super::postgres_schema::undo(&mut conn, ctx).await?;
             match database_is_ours(&mut conn, ctx, &db).await? {
                 Some(true) => {
                     exec_ddl(
@@ -391,7 +440,7 @@ impl Step for Postgres {
                 ),
                 None => {}
             }
-            SecretStore::delete(&ctx.deps.master, &secret_ref(&db))
+            SecretStore::delete(&ctx.deps.master, &secret_ref(&role))
                 .await
                 .map_err(StepError::permanent)
         }

@@ -50,6 +50,8 @@ impl Step for Record {
                     .and_then(|p| i32::try_from(p).ok()),
                 username: text(pg, "role"),
                 secret_ref: text(pg, "secret_ref"),
+                options: text(pg, "schema")
+                    .map(|schema| json!({ "schema": schema, "search_path": schema })),
             });
         }
         if let Some(db) = text(mongo, "database") {
@@ -67,6 +69,7 @@ impl Step for Record {
                 port,
                 username: text(mongo, "username"),
                 secret_ref: text(mongo, "secret_ref"),
+                options: None,
             });
         }
         if let Some(collection) = text(qdrant, "collection") {
@@ -84,6 +87,7 @@ impl Step for Record {
                 port,
                 username: None,
                 secret_ref: None,
+                options: None,
             });
         }
         let mut tx = ctx.deps.master.begin().await?;
