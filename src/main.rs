@@ -4,6 +4,7 @@
 mod client;
 mod follow;
 mod seed;
+mod templates;
 mod tokens;
 
 use anyhow::Context;
@@ -79,6 +80,11 @@ enum Command {
     Tokens {
         #[command(subcommand)]
         command: tokens::TokensCommand,
+    },
+    /// The template databases tenants are cloned from (seed 003).
+    Templates {
+        #[command(subcommand)]
+        command: templates::TemplatesCommand,
     },
     /// Inspect this process's configuration.
     Config {
@@ -222,6 +228,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return status(&connect(&cfg).await?, &tenant, json).await;
         }
         Command::Tokens { command } => return tokens::run(&connect(&cfg).await?, command).await,
+        Command::Templates { command } => {
+            return templates::run(&connect(&cfg).await?, &cfg, command).await;
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => return Ok(config_check(&cfg)),

@@ -52,6 +52,8 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<()> {
         mongo_db: Some(&db_name),
         qdrant_collection: Some(&format!("freeflow_{key}_vectors")),
         storage_path: None,
+        template_key: None,
+        template_version: None,
     };
     let id = store::seed_tenant(&mut *tx, key.as_str(), &names).await?;
     for (service, host, port, user, db) in &connections {

@@ -470,7 +470,7 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
     .unwrap();
     assert_eq!(provisioned, (n, n), "one tenant.provisioned event each");
     // Nothing duplicated on the server: exactly the tenants' databases and
-    // roles carry the test's prefix (besides its master and template).
+    // roles carry the test's prefix (besides its master and templates).
     let mut expected = Vec::new();
     for id in &runs {
         let run = landlord_shared::store::run_by_id(&env.pool, *id)
@@ -482,12 +482,12 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
     expected.sort();
     let like = format!("{}\\_%", env.prefix);
     let dbs: Vec<String> = sqlx::query_scalar(
-        "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT IN ($2, $3)
-         ORDER BY datname",
+        "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname <> $2
+           AND datname NOT LIKE $3 ORDER BY datname",
     )
     .bind(&like)
     .bind(format!("{}_master", env.prefix))
-    .bind(format!("{}_template", env.prefix))
+    .bind(format!("{}\\_tpl\\_%", env.prefix))
     .fetch_all(&env.admin)
     .await
     .unwrap();

@@ -34,7 +34,8 @@ pub struct RunSummary {
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     /// The plan a provisioning run follows, resolved from the catalogue
-    /// when the run was created (null for deprovisioning runs).
+    /// when the run was created; a deprovisioning run carries its tenant's
+    /// (null for runs from before plans).
     pub plan: Option<Plan>,
 }
 
@@ -81,6 +82,9 @@ pub struct TenantView {
     pub mongo_db: Option<String>,
     pub qdrant_collection: Option<String>,
     pub storage_path: Option<String>,
+    /// The template key and version its database was cloned from.
+    pub template_key: Option<String>,
+    pub template_version: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub latest_run: Option<RunSummary>,
@@ -98,6 +102,8 @@ impl TenantView {
             mongo_db: t.mongo_db,
             qdrant_collection: t.qdrant_collection,
             storage_path: t.storage_path,
+            template_key: t.template_key,
+            template_version: t.template_version,
             created_at: t.created_at,
             updated_at: t.updated_at,
             latest_run,

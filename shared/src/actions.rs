@@ -287,6 +287,15 @@ pub async fn start_deprovision(
         }
     }
     let steps = plan_deprovision(&mut tx, tenant_id, key, mode).await?;
+    // The plan the tenant was provisioned on names its resources (hashed
+    // names, schema or database): the drop steps follow it too.
+    let plan = match store::latest_provision_run(&mut *tx, key.as_str()).await? {
+        Some(id) => store::run_by_id(&mut *tx, id)
+            .await?
+            .and_then(|r| r.plan)
+            .map(|p| p.0),
+        None => None,
+    };
     let new = NewRun {
         workflow_id: &wf,
         kind: mode.kind(),
@@ -295,7 +304,7 @@ pub async fn start_deprovision(
         params: &ProvisionParams::default(),
         rollback: false,
         steps: &steps,
-        plan: None,
+        plan: plan.as_ref(),
     };
     let started = create_run(&mut tx, &new).await?;
     tx.commit().await?;

@@ -101,6 +101,11 @@ pub struct Tenant {
     pub mongo_db: Option<String>,
     pub qdrant_collection: Option<String>,
     pub storage_path: Option<String>,
+    /// The template key and version its database was cloned from.
+    #[sqlx(default)]
+    pub template_key: Option<String>,
+    #[sqlx(default)]
+    pub template_version: Option<String>,
     pub status: TenantStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

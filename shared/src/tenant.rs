@@ -135,6 +135,8 @@ impl fmt::Display for PgIdent {
 pub struct TenantNames {
     pub key: TenantKey,
     prefix: NamePrefix,
+    /// Seed 003's `tenant_{hash16}` for the Postgres names.
+    hashed: bool,
 }
 
 impl TenantNames {
@@ -142,11 +144,32 @@ impl TenantNames {
         Self {
             key: key.clone(),
             prefix: prefix.clone(),
+            hashed: false,
         }
     }
 
-    /// `freeflow_{tenant}`: the tenant's Postgres database.
+    /// The same names under the run's plan's naming scheme.
+    pub fn with_naming(mut self, naming: crate::catalogue::Naming) -> Self {
+        self.hashed = naming == crate::catalogue::Naming::Hashed;
+        self
+    }
+
+    /// 16 hex characters of the key's SHA-256 (seed 003's `stable_hex_16`).
+    pub fn hash16(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.key.0.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// `freeflow_{tenant}`: the tenant's Postgres database; with hashed
+    /// naming `tenant_{hash16}`.
     pub fn postgres_db(&self) -> PgIdent {
+        if self.hashed {
+            return PgIdent(format!("tenant_{}", self.hash16()));
+        }
         PgIdent(format!("{}_{}", self.prefix.0, self.key.0))
     }
 
@@ -155,8 +178,12 @@ impl TenantNames {
         self.postgres_db()
     }
 
-    /// `tenant_{key}`: the tenant's schema in the pooled database (seed 002).
+    /// `tenant_{key}`: the tenant's schema in the pooled database (seed
+    /// 002); with hashed naming `tenant_{hash16}`.
     pub fn postgres_schema(&self) -> PgIdent {
+        if self.hashed {
+            return PgIdent(format!("tenant_{}", self.hash16()));
+        }
         PgIdent(format!("tenant_{}", self.key.0))
     }
 
@@ -193,16 +220,23 @@ impl TenantNames {
     }
 }
 
-/// The template database every tenant database is cloned from.
+/// Identifiers Landlord makes or needs besides the tenant names.
 impl PgIdent {
+    /// A name Landlord makes from checked parts: `None` unless it is
+    /// `[a-z][a-z0-9_]*` of at most 63 bytes.
+    pub fn generated(raw: &str) -> Option<Self> {
+        let b = raw.as_bytes();
+        let ok = (1..=63).contains(&b.len())
+            && b[0].is_ascii_lowercase()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+        ok.then(|| Self(raw.to_owned()))
+    }
+
     /// The `public` schema.
     pub fn public() -> Self {
         Self("public".to_owned())
     }
-}
-
-pub fn template_db(prefix: &NamePrefix) -> PgIdent {
-    PgIdent(format!("{}_template", prefix.0))
 }
 
 /// Quotes an SQL identifier the way Postgres' `quote_ident` does.
@@ -297,9 +331,11 @@ mod tests {
                 let names = TenantNames::new(&NamePrefix::parse(&prefix).unwrap(), &key);
                 prop_assert!(is_ident(names.postgres_db().as_str()));
                 prop_assert!(is_ident(names.postgres_schema().as_str()));
+                let hashed = names.clone().with_naming(crate::catalogue::Naming::Hashed);
+                prop_assert!(is_ident(hashed.postgres_db().as_str()));
+                prop_assert_eq!(hashed.postgres_db().as_str().len(), "tenant_".len() + 16);
                 prop_assert!(is_ident(names.postgres_pool_owner().as_str()));
                 prop_assert!(is_ident(&names.qdrant_collection()));
-                prop_assert!(is_ident(template_db(&NamePrefix::parse(&prefix).unwrap()).as_str()));
             }
         }
     }

@@ -166,7 +166,7 @@ async fn half_configured_workers_refuse_to_start_naming_the_variable() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert_eq!(ok.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("steps this process can run: validate, register, postgres, migrate, storage, record, activate"), "{stdout}");
+    assert!(stdout.contains("steps this process can run: validate, register, postgres, migrate, check_schema, storage, record, activate"), "{stdout}");
     assert!(
         stdout.contains(
             "runs started here skip identity: not configured in this deployment (KEYCLOAK_BASE_URL)"

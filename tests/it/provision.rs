@@ -124,7 +124,7 @@ async fn provisions_postgres_and_storage_end_to_end() {
             run.id,
         )
         .await;
-    assert_eq!(logs, 7);
+    assert_eq!(logs, 8);
     worker.shutdown().await;
 }
 

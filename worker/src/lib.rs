@@ -8,5 +8,6 @@ pub mod notify;
 pub mod runner;
 pub mod step;
 pub mod steps;
+pub mod templates;
 
 pub use engine::Engine;

@@ -32,8 +32,9 @@ pub const OPTIONAL_STEPS: &[&str] = &[
 ];
 
 /// The template databases this binary can build, by key (seed 003):
-/// `basic` is the schema and seed data of `migrations/tenant/`.
-pub const TEMPLATE_KEYS: &[&str] = &["basic"];
+/// `basic` is the schema and seed data of `migrations/tenant/`, `crm` adds
+/// `migrations/templates/crm/` (the worker's `templates` module).
+pub const TEMPLATE_KEYS: &[&str] = &["basic", "crm"];
 
 /// Seed 004's subscription tiers, each normalised to a deployment model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -69,6 +70,9 @@ impl Tier {
 pub enum Naming {
     /// `{LANDLORD_NAME_PREFIX}_{tenant}` (and `-` where a server wants it).
     Prefix,
+    /// Seed 003's `tenant_{hash16}` (16 hex of the key's SHA-256) for the
+    /// Postgres database, role and schema; other resources keep the prefix.
+    Hashed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -77,9 +77,9 @@ fn a_duplicate_plan_is_refused_at_its_line() {
 
 #[test]
 fn an_unknown_template_key_is_refused_at_its_line() {
-    let e = err(&GOOD.replace(r#"template = "basic""#, r#"template = "crm""#));
+    let e = err(&GOOD.replace(r#"template = "basic""#, r#"template = "erp""#));
     assert_eq!(e.line, 13, "{e}");
-    assert!(e.message.contains("unknown template key 'crm'"), "{e}");
+    assert!(e.message.contains("unknown template key 'erp'"), "{e}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod runs;
 mod sessions;
 pub mod status;
 mod steps;
+mod templates;
 mod tenants;
 
 pub use events::*;
@@ -19,4 +20,5 @@ pub use runs::*;
 pub use sessions::*;
 pub use status::*;
 pub use steps::*;
+pub use templates::*;
 pub use tenants::*;

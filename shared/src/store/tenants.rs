@@ -11,6 +11,7 @@ pub async fn tenant_by_name(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result
     sqlx::query_as!(
         Tenant,
         r#"SELECT id, name, plan, realm_name, postgres_db, mongo_db, qdrant_collection, storage_path,
+                  template_key, template_version,
                   status AS "status: TenantStatus", created_at, updated_at
            FROM tenants WHERE name = $1"#,
         name
@@ -23,6 +24,7 @@ pub async fn tenant_by_id(ex: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Opt
     sqlx::query_as!(
         Tenant,
         r#"SELECT id, name, plan, realm_name, postgres_db, mongo_db, qdrant_collection, storage_path,
+                  template_key, template_version,
                   status AS "status: TenantStatus", created_at, updated_at
            FROM tenants WHERE id = $1"#,
         id
@@ -153,6 +155,9 @@ pub struct ResourceNames<'a> {
     pub mongo_db: Option<&'a str>,
     pub qdrant_collection: Option<&'a str>,
     pub storage_path: Option<&'a str>,
+    /// The template key and version the tenant database was cloned from.
+    pub template_key: Option<&'a str>,
+    pub template_version: Option<&'a str>,
 }
 
 pub async fn set_resource_names(
@@ -162,13 +167,16 @@ pub async fn set_resource_names(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE tenants SET realm_name = $2, postgres_db = $3, mongo_db = $4, qdrant_collection = $5,
-            storage_path = $6, updated_at = now() WHERE id = $1",
+            storage_path = $6, template_key = $7, template_version = $8, updated_at = now()
+         WHERE id = $1",
         id,
         names.realm,
         names.postgres_db,
         names.mongo_db,
         names.qdrant_collection,
-        names.storage_path
+        names.storage_path,
+        names.template_key,
+        names.template_version
     )
     .execute(ex)
     .await

@@ -205,9 +205,9 @@ async fn bad_catalogues_stop_every_process_at_start_up_with_file_and_line() {
         ),
         (
             "bad-template",
-            format!("{V1}[plans.lean.postgres]\ntemplate = \"crm\"\n"),
+            format!("{V1}[plans.lean.postgres]\ntemplate = \"erp\"\n"),
             13,
-            "unknown template key 'crm'",
+            "unknown template key 'erp'",
         ),
         (
             "yaml",

@@ -210,7 +210,11 @@ impl Engine {
         let key = TenantKey::parse(&run.tenant_name)
             .unwrap_or_else(|_| TenantKey::parse("invalid").expect("literal key parses"));
         StepCtx {
-            names: TenantNames::new(&self.deps.cfg.name_prefix, &key),
+            names: TenantNames::new(&self.deps.cfg.name_prefix, &key).with_naming(
+                run.plan
+                    .as_ref()
+                    .map_or(landlord_shared::catalogue::Naming::Prefix, |p| p.0.naming),
+            ),
             key,
             deps: self.deps.clone(),
             tenant_id: run.tenant_id,

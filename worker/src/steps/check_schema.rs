@@ -49,7 +49,7 @@ pub const TENANT_INDEXES: &[&str] = &[
     "idx_document_metadata_type",
 ];
 
-fn missing<'a>(wanted: &[&'a str], found: &[String]) -> Vec<&'a str> {
+pub(crate) fn missing<'a>(wanted: &[&'a str], found: &[String]) -> Vec<&'a str> {
     wanted
         .iter()
         .filter(|w| !found.iter().any(|f| f == *w))

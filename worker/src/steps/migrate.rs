@@ -4,7 +4,7 @@
 //! the pool (their history table lives there too), and seed 002's tables
 //! and indexes are created for that tenant only.
 
-use super::postgres::{TENANT_MIGRATIONS, database_options, exec_ddl, mode, single_connection};
+use super::postgres::{database_options, exec_ddl, mode, single_connection, template_of};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::catalogue::PostgresMode;
@@ -58,7 +58,8 @@ impl Step for Migrate {
         let pool = single_connection(opts).await?;
         let result = async {
             let before = applied(&pool).await?;
-            TENANT_MIGRATIONS
+            template_of(ctx)?
+                .migrator
                 .run(&pool)
                 .await
                 .map_err(|e| StepError::permanent(format!("tenant migration failed: {e}")))?;

@@ -1,7 +1,7 @@
 //! One file per step: its run, its undo, its error mapping.
 
 mod activate;
-mod check_schema;
+pub(crate) mod check_schema;
 mod claim;
 mod deprovision;
 mod identity;
@@ -19,7 +19,7 @@ use crate::step::Step;
 use deprovision::DropResources;
 use std::sync::Arc;
 
-pub use postgres::TENANT_MIGRATIONS;
+pub use crate::templates::TENANT_MIGRATIONS;
 
 /// Every step of every plan (provisioning, soft and hard deprovisioning).
 pub fn all_steps() -> Vec<Arc<dyn Step>> {

@@ -12,18 +12,17 @@
 
 use super::claim::{foreign, left_alone, mark_text};
 use crate::step::{Step, StepCtx, StepError};
+use crate::templates::{self, Template, TemplateError};
 use async_trait::async_trait;
 use landlord_shared::catalogue::PostgresMode;
 use landlord_shared::secrets::{SecretStore, generate_password};
-use landlord_shared::tenant::{PgIdent, quote_literal, template_db};
+use landlord_shared::tenant::{PgIdent, quote_literal};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 pub struct Postgres;
-
-pub static TENANT_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/tenant");
 
 /// Runs DDL, which cannot take bind parameters. Callers build it only from
 /// `PgIdent`s (charset-checked, then quoted) and `quote_literal`ed values.
@@ -101,45 +100,29 @@ pub(super) fn mode(ctx: &StepCtx) -> PostgresMode {
 /// connection.
 async fn locked_connection(ctx: &StepCtx, name: &PgIdent) -> Result<PgConnection, StepError> {
     let mut conn = PgConnection::connect_with(&admin_options(ctx)?).await?;
-    sqlx::query("SELECT pg_advisory_lock(hashtext('landlord template ' || $1))")
-        .bind(name.as_str())
-        .execute(&mut conn)
-        .await?;
+    templates::lock(&mut conn, name).await?;
     Ok(conn)
 }
 
-/// Builds the template once from `migrations/tenant/`. It is flagged as a
-/// template only when complete, and then closed to connections so that no
-/// stray session can block a clone.
-#[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_template"))]
-async fn ensure_template(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), StepError> {
-    let template = template_db(&ctx.deps.cfg.name_prefix);
-    let state: Option<bool> =
-        sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
-            .bind(template.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-    if state == Some(true) {
-        return Ok(());
+/// The recipe of the run's template key (`basic` for runs from before
+/// plans existed).
+pub(super) fn template_of(ctx: &StepCtx) -> Result<Template, StepError> {
+    let key = ctx
+        .run
+        .plan
+        .as_ref()
+        .map_or("basic", |p| p.0.postgres.template.as_str());
+    templates::template(key)
+        .ok_or_else(|| StepError::permanent(format!("this worker has no template '{key}'")))
+}
+
+impl From<TemplateError> for StepError {
+    fn from(e: TemplateError) -> Self {
+        match e {
+            TemplateError::Db(e) => e.into(),
+            TemplateError::Broken(msg) => StepError::permanent(msg),
+        }
     }
-    if state.is_none() {
-        exec_ddl(&mut *conn, format!("CREATE DATABASE {}", template.quoted())).await?;
-    }
-    let tpool = single_connection(database_options(ctx, &template)?).await?;
-    let migrated = TENANT_MIGRATIONS.run(&tpool).await;
-    // The session must be gone before anyone clones the template.
-    tpool.close().await;
-    migrated.map_err(|e| StepError::permanent(format!("template migration failed: {e}")))?;
-    exec_ddl(
-        &mut *conn,
-        format!(
-            "ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false",
-            template.quoted()
-        ),
-    )
-    .await?;
-    tracing::info!(template = %template, "built template database");
-    Ok(())
 }
 
 /// Creates the role with its mark in one transaction (role DDL is
@@ -278,7 +261,11 @@ async fn database_is_ours(
 }
 
 #[tracing::instrument(name = "postgres", skip_all, fields(otel.kind = "client", db.system = "postgresql", db.operation = "ensure_database"))]
-async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), StepError> {
+async fn ensure_database(
+    conn: &mut PgConnection,
+    ctx: &StepCtx,
+    template: &PgIdent,
+) -> Result<(), StepError> {
     let db = ctx.names.postgres_db();
     let role = ctx.names.postgres_role();
     match database_is_ours(conn, ctx, &db).await? {
@@ -290,7 +277,6 @@ async fn ensure_database(conn: &mut PgConnection, ctx: &StepCtx) -> Result<(), S
             ));
         }
         None => {
-            let template = template_db(&ctx.deps.cfg.name_prefix);
             exec_ddl(
                 &mut *conn,
                 format!(
@@ -345,7 +331,9 @@ impl Step for Postgres {
             .as_ref()
             .ok_or_else(|| StepError::permanent("LANDLORD_SECRET_KEY is not configured"))?;
         let mode = mode(ctx);
-        let template = template_db(&ctx.deps.cfg.name_prefix);
+        let recipe = template_of(ctx)?;
+        let prefix = &ctx.deps.cfg.name_prefix;
+        let template = recipe.database(prefix);
         let lock = match mode {
             PostgresMode::Database => template.clone(),
             PostgresMode::Schema => ctx.names.postgres_pool(),
@@ -354,9 +342,10 @@ impl Step for Postgres {
         let result = async {
             match mode {
                 PostgresMode::Database => {
-                    ensure_template(&mut conn, ctx).await?;
+                    let admin = admin_options(ctx)?;
+                    templates::ensure(&mut conn, &admin, &ctx.deps.master, prefix, &recipe).await?;
                     ensure_role(&mut conn, ctx, secrets).await?;
-                    ensure_database(&mut conn, ctx).await
+                    ensure_database(&mut conn, ctx, &template).await
                 }
                 PostgresMode::Schema => super::postgres_schema::run(&mut conn, ctx, secrets).await,
             }
@@ -365,6 +354,7 @@ impl Step for Postgres {
         // Closing ends the session and so releases the lock.
         let _ = conn.close().await;
         result?;
+        let (template_key, template_version) = (recipe.key, recipe.version());
         let role = ctx.names.postgres_role();
         let opts = admin_options(ctx)?;
         Ok(match mode {
@@ -376,6 +366,8 @@ impl Step for Postgres {
                     "role": role,
                     "secret_ref": secret_ref(&role),
                     "template": template,
+                    "template_key": template_key,
+                    "template_version": template_version,
                     "host": opts.get_host(),
                     "port": opts.get_port(),
                     "resources": [
@@ -390,6 +382,8 @@ impl Step for Postgres {
                     "mode": "schema",
                     "database": pool,
                     "schema": schema,
+                    "template_key": template_key,
+                    "template_version": template_version,
                     "role": role,
                     "secret_ref": secret_ref(&role),
                     "host": opts.get_host(),
@@ -407,7 +401,11 @@ impl Step for Postgres {
         let db = ctx.names.postgres_db();
         let role = ctx.names.postgres_role();
         let mark = ownership_comment(ctx)?;
-        let mut conn = locked_connection(ctx, &template_db(&ctx.deps.cfg.name_prefix)).await?;
+        let lock = match template_of(ctx) {
+            Ok(t) => t.database(&ctx.deps.cfg.name_prefix),
+            Err(_) => ctx.names.postgres_db(),
+        };
+        let mut conn = locked_connection(ctx, &lock).await?;
         let result = async {
             // Both modes' resources are looked for, each by its own name and
             // mark: a hard deprovisioning run carries no plan.

@@ -100,6 +100,8 @@ impl Step for Record {
             mongo_db: text(mongo, "database"),
             qdrant_collection: text(qdrant, "collection"),
             storage_path: text(storage, "path").or(text(storage, "bucket")),
+            template_key: text(pg, "template_key"),
+            template_version: text(pg, "template_version"),
         };
         store::set_resource_names(&mut *tx, tenant_id, &names).await?;
         tx.commit().await?;
