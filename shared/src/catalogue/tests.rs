@@ -27,6 +27,16 @@ fn the_builtin_catalogue_reproduces_every_step_as_its_default_plan() {
     assert_eq!(plan.tier, Tier::Enterprise);
     assert_eq!(plan.steps, OPTIONAL_STEPS);
     assert_eq!(plan.postgres.template, "basic");
+    let names: Vec<&str> = c.plans.keys().map(String::as_str).collect();
+    assert_eq!(names, ["enterprise", "hybrid", "standard"]);
+    for (name, tier, mode) in [
+        ("standard", Tier::Standard, PostgresMode::Schema),
+        ("hybrid", Tier::Hybrid, PostgresMode::Database),
+    ] {
+        let p = c.resolve(Some(name)).unwrap();
+        assert_eq!((p.tier, p.postgres.mode), (tier, mode), "{name}");
+        assert!(!p.runs("mongo") && !p.runs("qdrant"), "{name}");
+    }
 }
 
 #[test]
