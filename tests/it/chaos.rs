@@ -1,7 +1,8 @@
 //! Chaos: full-stack runs on two real worker processes, one of them
 //! SIGKILLed every few seconds and started again. Every run completes with
 //! no operator action (a crash is not a failed attempt) and nothing is
-//! duplicated on the servers or in the master database.
+//! duplicated on the servers or in the master database. Pooled tenants
+//! (schema mode) are in the mix.
 
 use crate::harness::TestEnv;
 use crate::probe::Probe;
@@ -98,9 +99,15 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-fn params(tenant: &str) -> ProvisionParams {
+/// Every third tenant is pooled (the built-in `standard` plan: a schema
+/// in the shared database, no Mongo or Qdrant), the rest silo.
+fn plan_of(i: usize) -> &'static str {
+    if i % 3 == 1 { "standard" } else { "enterprise" }
+}
+
+fn params(tenant: &str, plan: &str) -> ProvisionParams {
     ProvisionParams {
-        plan: None,
+        plan: Some(plan.to_owned()),
         domains: vec![format!("{tenant}.example.com")],
         admin: Some(AdminContact {
             email: format!("admin@{tenant}.example.com"),
@@ -131,8 +138,9 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     let mut runs = Vec::new();
     for i in 0..TENANTS {
         let tenant = format!("chaos{i:02}");
-        let id = env.start_with(&tenant, &params(&tenant)).await.run.id;
-        runs.push((tenant, id));
+        let plan = plan_of(i);
+        let id = env.start_with(&tenant, &params(&tenant, plan)).await.run.id;
+        runs.push((tenant, plan, id));
     }
     let started = Instant::now();
     let (mut kills, mut interrupted, mut recoveries) = (0, 0, Vec::new());
@@ -205,7 +213,7 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
         "only {interrupted} steps interrupted in {kills} kills: too little chaos to mean much"
     );
 
-    for (tenant, id) in &runs {
+    for (tenant, plan, id) in &runs {
         let run = landlord_shared::store::run_by_id(&env.pool, *id)
             .await
             .unwrap()
@@ -218,9 +226,20 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
             env.steps(*id).await
         );
         assert_eq!(env.tenant_status(tenant).await.as_deref(), Some("active"));
+        let pooled = *plan == "standard";
         for (kind, exists) in probe.everything(tenant).await {
-            assert!(exists, "{tenant}: {kind} missing");
+            let wanted = !(pooled
+                && matches!(
+                    kind,
+                    "postgres_database" | "mongo_database" | "qdrant_collection"
+                ));
+            assert_eq!(exists, wanted, "{tenant} ({plan}): {kind}");
         }
+        assert_eq!(
+            env.schemas_in_pool(tenant).await,
+            i64::from(pooled),
+            "{tenant}: schemas in the pool"
+        );
         // One admin user and one client in the realm, one event.
         let realm = probe.names(tenant).realm();
         let users = probe
@@ -254,7 +273,7 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     );
     // The realms are ours and only this test's: remove them so Keycloak
     // stays quick for the rest of the suite.
-    for (tenant, _) in &runs {
+    for (tenant, _, _) in &runs {
         let realm = probe.names(tenant).realm();
         probe.kc.delete(&format!("/{realm}")).await.unwrap();
     }

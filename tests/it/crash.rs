@@ -3,6 +3,7 @@
 //! duplicating anything on the server.
 
 use crate::harness::TestEnv;
+use landlord_shared::model::ProvisionParams;
 use std::time::{Duration, Instant};
 
 /// Kills a worker (started with `vars`) after it did the postgres step's
@@ -14,7 +15,23 @@ async fn kill_mid_postgres(
     logs: &std::path::Path,
     vars: &[(&str, &str)],
 ) -> (uuid::Uuid, Duration, tokio::process::Child) {
-    let run = env.start("crashy").await.run;
+    kill_mid_postgres_of(env, logs, vars, "crashy", None).await
+}
+
+/// `kill_mid_postgres` for `tenant` on `plan`; a plan in schema mode is
+/// killed once its schema and role exist.
+async fn kill_mid_postgres_of(
+    env: &TestEnv,
+    logs: &std::path::Path,
+    vars: &[(&str, &str)],
+    tenant: &str,
+    plan: Option<&str>,
+) -> (uuid::Uuid, Duration, tokio::process::Child) {
+    let params = ProvisionParams {
+        plan: plan.map(str::to_owned),
+        ..Default::default()
+    };
+    let run = env.start_with(tenant, &params).await.run;
     // Process A does the postgres step's work, then lingers before it can
     // checkpoint: that is where it dies.
     let faults = [("LANDLORD_FAULTS", "postgres:sleep-after:60000")];
@@ -22,10 +39,12 @@ async fn kill_mid_postgres(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let pg = env.step(run.id, "postgres").await;
-        if pg.status == "running"
-            && env.database_exists("crashy").await
-            && env.role_exists("crashy").await
-        {
+        let made = if plan == Some("standard") {
+            env.schemas_in_pool(tenant).await == 1
+        } else {
+            env.database_exists(tenant).await
+        };
+        if pg.status == "running" && made && env.role_exists(tenant).await {
             break;
         }
         assert!(
@@ -159,6 +178,42 @@ async fn a_killed_workers_session_ends_and_its_job_is_requeued_without_heartbeat
     let postgres = env.step(run_id, "postgres").await;
     assert_eq!((postgres.attempts, postgres.lost_attempts), (2, 1));
     assert_eq!(env.databases_and_roles("crashy").await, (1, 1));
+}
+
+/// The same kill in a pooled tenant's postgres step (the built-in
+/// `standard` plan, schema mode): the second process adopts the schema and
+/// role the first one made, by their marks; one of each remains, with the
+/// tenant's tables, and the tenant can log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_pooled_postgres_step_is_recovered_without_duplicates() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (run_id, _, mut b) =
+        kill_mid_postgres_of(&env, logs.path(), &[], "crashpool", Some("standard")).await;
+    let run = env.wait_finished(run_id, Duration::from_secs(60)).await;
+    let _ = b.start_kill();
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let postgres = env.step(run_id, "postgres").await;
+    assert_eq!((postgres.attempts, postgres.lost_attempts), (2, 1));
+    assert_eq!(env.schemas_in_pool("crashpool").await, 1);
+    assert_eq!(
+        env.databases_and_roles("crashpool").await,
+        (0, 1),
+        "no database of its own, one role"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM secrets WHERE ref LIKE '%' || $1",
+            "crashpool"
+        )
+        .await,
+        1
+    );
+    assert_eq!(env.step(run_id, "check_schema").await.status, "completed");
+    assert_eq!(
+        env.tenant_status("crashpool").await.as_deref(),
+        Some("active")
+    );
 }
 
 /// Deprovisioning is resumable like provisioning: a worker SIGKILLed after

@@ -250,6 +250,26 @@ impl TestEnv {
         .unwrap()
     }
 
+    /// Schemas named for the tenant in the pooled database (seed 002): 0
+    /// when the pool itself does not exist, 1 for a pooled tenant.
+    pub async fn schemas_in_pool(&self, tenant: &str) -> i64 {
+        let opts = admin_url()
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .database(&format!("{}_pool", self.prefix));
+        let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect_with(&opts).await
+        else {
+            return 0;
+        };
+        let found = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1")
+            .bind(format!("tenant\\_{tenant}%"))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        sqlx::Connection::close(conn).await.unwrap();
+        found
+    }
+
     /// A real `landlord worker` process with some variables changed, its
     /// log in `log`; killed when dropped.
     pub fn worker_process(

@@ -2,11 +2,9 @@
 //! through the API and one through the CLI, checked on the real servers.
 
 use super::{Api, run_id};
-use crate::harness::{TestEnv, admin_url};
+use crate::harness::TestEnv;
 use crate::probe::Probe;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -41,27 +39,6 @@ fn holds(tier: &str) -> Holds {
         },
         other => unreachable!("{other}"),
     }
-}
-
-/// Whether the pooled database has the tenant's schema (false when the
-/// pool itself does not exist).
-async fn schema_in_pool(env: &TestEnv, tenant: &str) -> bool {
-    let pool = format!("{}_pool", env.prefix);
-    let opts = admin_url()
-        .parse::<PgConnectOptions>()
-        .unwrap()
-        .database(&pool);
-    let Ok(mut conn) = PgConnection::connect_with(&opts).await else {
-        return false;
-    };
-    let found: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-            .bind(format!("tenant_{tenant}"))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    conn.close().await.unwrap();
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +101,7 @@ async fn each_tier_of_the_builtin_catalogue_end_to_end_through_the_api_and_the_c
             let got = (
                 probe.realm(&tenant).await,
                 env.database_exists(&tenant).await,
-                schema_in_pool(&env, &tenant).await,
+                env.schemas_in_pool(&tenant).await == 1,
                 env.role_exists(&tenant).await,
                 probe.mongo_db(&tenant).await,
                 probe.collection(&tenant).await.is_some(),
