@@ -4,40 +4,22 @@
 //!
 //! Run with `bench/run.sh api`.
 
+mod common;
 #[path = "../tests/it/harness.rs"]
 #[allow(dead_code)]
 mod harness;
 mod section;
 
 use chrono::Utc;
+use common::{pct, peak_rss_mib};
 use harness::TestEnv;
 use std::fmt::Write as _;
 use std::time::Instant;
-use tokio::process::Child;
 
 const CLIENTS: usize = 50;
 const PER_CLIENT: usize = 40;
 const SEQUENTIAL: usize = 200;
 const WARMUP: usize = 50;
-
-fn pct(values: &[f64], p: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).ceil() as usize]
-}
-
-fn peak_rss_mib(child: &Child) -> f64 {
-    let pid = child.id().expect("live API process");
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// One POST /tenants; its latency in ms. Anything but 202 is a failure of
 /// the benchmark, not a data point.

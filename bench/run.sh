@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a private Postgres and the test stack; each
 # writes its own section of bench/results.md.
-#   bench/run.sh [--no-stack] [engine] [api] [peers]   (default: engine api)
+#   bench/run.sh [--no-stack] [engine] [api] [plans] [peers]   (default: engine api)
+# `plans` compares a pooled tenant with a silo one and fills one pooled
+# database with 200 tenants (Postgres only).
 # `peers` runs the peer engines of bench/peers/ (DBOS Transact Python from
 # PyPI) on the same Postgres and writes their section.
 # `--no-stack` skips the engine's full-tenant phase; the API benchmark
@@ -17,8 +19,8 @@ benches=()
 for arg in "$@"; do
   case "$arg" in
     --no-stack) stack= ;;
-    engine|api|peers) benches+=("$arg") ;;
-    *) echo "usage: $0 [--no-stack] [engine] [api] [peers]" >&2; exit 2 ;;
+    engine|api|plans|peers) benches+=("$arg") ;;
+    *) echo "usage: $0 [--no-stack] [engine] [api] [plans] [peers]" >&2; exit 2 ;;
   esac
 done
 [ ${#benches[@]} -gt 0 ] || benches=(engine api)

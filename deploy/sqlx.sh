@@ -21,11 +21,31 @@ trap 'psql -q -X "$admin" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || tr
 for f in migrations/master/*.sql; do
   psql -q -X -v ON_ERROR_STOP=1 "$url" -f "$f" >/dev/null
 done
+# The tables Landlord reads but others create: sqlx's migration history
+# (in the master database and in every tenant database or schema) and
+# apalis's queue, from the apalis-postgres source cargo fetched.
+psql -q -X -v ON_ERROR_STOP=1 "$url" >/dev/null <<'SQL'
+CREATE TABLE _sqlx_migrations (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+    success BOOLEAN NOT NULL,
+    checksum BYTEA NOT NULL,
+    execution_time BIGINT NOT NULL
+);
+SQL
+apalis=$(cargo metadata --locked --format-version 1 | python3 -c '
+import json, sys, os
+pkgs = json.load(sys.stdin)["packages"]
+print(next(os.path.dirname(p["manifest_path"]) for p in pkgs if p["name"] == "apalis-postgres"))')
+for f in "$apalis"/migrations/*.sql; do
+  psql -q -X -v ON_ERROR_STOP=1 "$url" -f "$f" >/dev/null
+done
 out=$(mktemp -d)
-# Touching the store makes cargo expand every query macro again.
-touch shared/src/store/*.rs
+# Touching the files with query macros makes cargo expand them again.
+touch $(grep -rlE 'query(_as|_scalar)?!' shared/src api/src worker/src)
 SQLX_OFFLINE_DIR=$out LANDLORD_SQLX_DATABASE_URL=$url \
-  cargo check --locked -p landlord-shared --lib --quiet
+  cargo check --locked -p landlord-shared -p landlord-api -p landlord-worker --lib --quiet
 if [ "$mode" = prepare ]; then
   rm -rf .sqlx && mkdir .sqlx && cp "$out"/query-*.json .sqlx/
   echo "sqlx: $(ls .sqlx | wc -l) queries in .sqlx/"

@@ -18,17 +18,17 @@ pub async fn record(
     status: Option<u16>,
     details: &Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (id, actor, actor_kind, action, target, status, details)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        Uuid::now_v7(),
+        actor,
+        actor_kind,
+        action,
+        target,
+        status.map(i32::from),
+        details
     )
-    .bind(Uuid::now_v7())
-    .bind(actor)
-    .bind(actor_kind)
-    .bind(action)
-    .bind(target)
-    .bind(status.map(i32::from))
-    .bind(details)
     .execute(ex)
     .await
     .map(drop)

@@ -1,23 +1,82 @@
 //! The API's read queries on the master database (the writes go through
-//! landlord_shared's start and actions).
+//! landlord_shared's start, actions and store), checked at compile time
+//! like the store's (`api/sqlx.toml`, `deploy/sqlx.sh`).
+//!
+//! `query_as!` needs its SQL as one literal, so the run columns are
+//! spelled out in each query; `RunFlat` takes them and becomes a `RunRow`.
 
 use crate::cursor::Cursor;
 use crate::views::{LogView, ResourceView, RunRow};
-use landlord_shared::model::Tenant;
+use chrono::{DateTime, Utc};
+use landlord_shared::catalogue::Plan;
+use landlord_shared::model::{ProvisionParams, Run, Tenant};
+use landlord_shared::store::{RunKind, RunStatus, TenantStatus};
+use landlord_shared::telemetry::RunTrace;
 use sqlx::PgExecutor;
+use sqlx::types::Json;
 use uuid::Uuid;
 
-/// `r.*` plus the first failed step, for RunSummary.
-const RUN_COLUMNS: &str = "r.*, (SELECT s.name FROM workflow_steps s
-     WHERE s.run_id = r.id AND s.status = 'failed' ORDER BY s.position LIMIT 1) AS failed_step";
+/// A run row and the name of its first failed step, as one flat row.
+struct RunFlat {
+    id: Uuid,
+    workflow_id: String,
+    kind: RunKind,
+    tenant_name: String,
+    tenant_id: Option<Uuid>,
+    params: Json<ProvisionParams>,
+    rollback: bool,
+    status: RunStatus,
+    error: Option<String>,
+    cancel_requested: Option<bool>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    trace_context: Option<Json<RunTrace>>,
+    plan: Option<Json<Plan>>,
+    failed_step: Option<String>,
+}
+
+impl From<RunFlat> for RunRow {
+    fn from(r: RunFlat) -> Self {
+        RunRow {
+            run: Run {
+                id: r.id,
+                workflow_id: r.workflow_id,
+                kind: r.kind,
+                tenant_name: r.tenant_name,
+                tenant_id: r.tenant_id,
+                params: r.params,
+                rollback: r.rollback,
+                status: r.status,
+                error: r.error,
+                cancel_requested: r.cancel_requested,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                finished_at: r.finished_at,
+                trace_context: r.trace_context,
+                plan: r.plan,
+            },
+            failed_step: r.failed_step,
+        }
+    }
+}
 
 pub async fn run(ex: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<RunRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM workflow_runs r WHERE r.id = $1"
-    )))
-    .bind(id)
+    let row = sqlx::query_as!(
+        RunFlat,
+        r#"SELECT r.id, r.workflow_id, r.kind AS "kind: RunKind", r.tenant_name, r.tenant_id,
+                  r.params AS "params: Json<ProvisionParams>", r.rollback,
+                  r.status AS "status: RunStatus", r.error, r.cancel_requested, r.created_at,
+                  r.updated_at, r.finished_at, r.trace_context AS "trace_context: Json<RunTrace>",
+                  r.plan AS "plan: Json<Plan>",
+                  (SELECT s.name FROM workflow_steps s WHERE s.run_id = r.id AND s.status = 'failed'
+                   ORDER BY s.position LIMIT 1) AS failed_step
+           FROM workflow_runs r WHERE r.id = $1"#,
+        id
+    )
     .fetch_optional(ex)
-    .await
+    .await?;
+    Ok(row.map(RunRow::from))
 }
 
 /// Newest first; `limit` rows at most.
@@ -28,40 +87,68 @@ pub async fn runs_page(
     after: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<RunRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM workflow_runs r
-         WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)
-           AND ($3::timestamptz IS NULL OR (r.created_at, r.id) < ($3, $4))
-         ORDER BY r.created_at DESC, r.id DESC LIMIT $5"
-    )))
-    .bind(status)
-    .bind(kind)
-    .bind(after.map(|c| c.created_at))
-    .bind(after.map(|c| c.id))
-    .bind(limit)
+    let rows = sqlx::query_as!(
+        RunFlat,
+        r#"SELECT r.id, r.workflow_id, r.kind AS "kind: RunKind", r.tenant_name, r.tenant_id,
+                  r.params AS "params: Json<ProvisionParams>", r.rollback,
+                  r.status AS "status: RunStatus", r.error, r.cancel_requested, r.created_at,
+                  r.updated_at, r.finished_at, r.trace_context AS "trace_context: Json<RunTrace>",
+                  r.plan AS "plan: Json<Plan>",
+                  (SELECT s.name FROM workflow_steps s WHERE s.run_id = r.id AND s.status = 'failed'
+                   ORDER BY s.position LIMIT 1) AS failed_step
+           FROM workflow_runs r
+           WHERE ($1::text IS NULL OR r.status = $1) AND ($2::text IS NULL OR r.kind = $2)
+             AND ($3::timestamptz IS NULL OR (r.created_at, r.id) < ($3, $4))
+           ORDER BY r.created_at DESC, r.id DESC LIMIT $5"#,
+        status,
+        kind,
+        after.map(|c| c.created_at),
+        after.map(|c| c.id),
+        limit
+    )
     .fetch_all(ex)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 pub async fn runs_of_tenant(ex: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Vec<RunRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM workflow_runs r WHERE r.tenant_name = $1
-         ORDER BY r.created_at DESC, r.id DESC"
-    )))
-    .bind(name)
+    let rows = sqlx::query_as!(
+        RunFlat,
+        r#"SELECT r.id, r.workflow_id, r.kind AS "kind: RunKind", r.tenant_name, r.tenant_id,
+                  r.params AS "params: Json<ProvisionParams>", r.rollback,
+                  r.status AS "status: RunStatus", r.error, r.cancel_requested, r.created_at,
+                  r.updated_at, r.finished_at, r.trace_context AS "trace_context: Json<RunTrace>",
+                  r.plan AS "plan: Json<Plan>",
+                  (SELECT s.name FROM workflow_steps s WHERE s.run_id = r.id AND s.status = 'failed'
+                   ORDER BY s.position LIMIT 1) AS failed_step
+           FROM workflow_runs r WHERE r.tenant_name = $1
+           ORDER BY r.created_at DESC, r.id DESC"#,
+        name
+    )
     .fetch_all(ex)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 /// The newest run of each named tenant.
 pub async fn latest_runs(ex: impl PgExecutor<'_>, names: &[String]) -> sqlx::Result<Vec<RunRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT DISTINCT ON (r.tenant_name) {RUN_COLUMNS} FROM workflow_runs r
-         WHERE r.tenant_name = ANY($1) ORDER BY r.tenant_name, r.created_at DESC, r.id DESC"
-    )))
-    .bind(names)
+    let rows = sqlx::query_as!(
+        RunFlat,
+        r#"SELECT DISTINCT ON (r.tenant_name)
+                  r.id, r.workflow_id, r.kind AS "kind: RunKind", r.tenant_name, r.tenant_id,
+                  r.params AS "params: Json<ProvisionParams>", r.rollback,
+                  r.status AS "status: RunStatus", r.error, r.cancel_requested, r.created_at,
+                  r.updated_at, r.finished_at, r.trace_context AS "trace_context: Json<RunTrace>",
+                  r.plan AS "plan: Json<Plan>",
+                  (SELECT s.name FROM workflow_steps s WHERE s.run_id = r.id AND s.status = 'failed'
+                   ORDER BY s.position LIMIT 1) AS failed_step
+           FROM workflow_runs r WHERE r.tenant_name = ANY($1)
+           ORDER BY r.tenant_name, r.created_at DESC, r.id DESC"#,
+        names
+    )
     .fetch_all(ex)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(RunRow::from).collect())
 }
 
 /// The newest provisioning run of a tenant name.
@@ -69,13 +156,22 @@ pub async fn latest_provision_run(
     ex: impl PgExecutor<'_>,
     name: &str,
 ) -> sqlx::Result<Option<RunRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {RUN_COLUMNS} FROM workflow_runs r WHERE r.tenant_name = $1 AND r.kind = 'provision'
-         ORDER BY r.created_at DESC, r.id DESC LIMIT 1"
-    )))
-    .bind(name)
+    let row = sqlx::query_as!(
+        RunFlat,
+        r#"SELECT r.id, r.workflow_id, r.kind AS "kind: RunKind", r.tenant_name, r.tenant_id,
+                  r.params AS "params: Json<ProvisionParams>", r.rollback,
+                  r.status AS "status: RunStatus", r.error, r.cancel_requested, r.created_at,
+                  r.updated_at, r.finished_at, r.trace_context AS "trace_context: Json<RunTrace>",
+                  r.plan AS "plan: Json<Plan>",
+                  (SELECT s.name FROM workflow_steps s WHERE s.run_id = r.id AND s.status = 'failed'
+                   ORDER BY s.position LIMIT 1) AS failed_step
+           FROM workflow_runs r WHERE r.tenant_name = $1 AND r.kind = 'provision'
+           ORDER BY r.created_at DESC, r.id DESC LIMIT 1"#,
+        name
+    )
     .fetch_optional(ex)
-    .await
+    .await?;
+    Ok(row.map(RunRow::from))
 }
 
 pub async fn tenants_page(
@@ -84,16 +180,20 @@ pub async fn tenants_page(
     after: Option<Cursor>,
     limit: i64,
 ) -> sqlx::Result<Vec<Tenant>> {
-    sqlx::query_as(
-        "SELECT * FROM tenants
-         WHERE ($1::text IS NULL OR status = $1)
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4",
+    sqlx::query_as!(
+        Tenant,
+        r#"SELECT id, name, plan, realm_name, postgres_db, mongo_db, qdrant_collection, storage_path,
+                  template_key, template_version,
+                  status AS "status: TenantStatus", created_at, updated_at
+           FROM tenants
+           WHERE ($1::text IS NULL OR status = $1)
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+           ORDER BY created_at DESC, id DESC LIMIT $4"#,
+        status,
+        after.map(|c| c.created_at),
+        after.map(|c| c.id),
+        limit
     )
-    .bind(status)
-    .bind(after.map(|c| c.created_at))
-    .bind(after.map(|c| c.id))
-    .bind(limit)
     .fetch_all(ex)
     .await
 }
@@ -102,21 +202,23 @@ pub async fn resources(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,
 ) -> sqlx::Result<Vec<ResourceView>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ResourceView,
         "SELECT kind, name, step, deleted_at FROM tenant_resources
          WHERE tenant_id = $1 ORDER BY created_at, id",
+        tenant_id
     )
-    .bind(tenant_id)
     .fetch_all(ex)
     .await
 }
 
 pub async fn logs(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Vec<LogView>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        LogView,
         "SELECT created_at AS at, step, status, message FROM tenant_provision_logs
          WHERE run_id = $1 ORDER BY created_at, id",
+        run_id
     )
-    .bind(run_id)
     .fetch_all(ex)
     .await
 }

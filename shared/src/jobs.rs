@@ -89,13 +89,14 @@ async fn push_json(
 
 /// A step job apalis re-queued from a dead worker (or after an engine
 /// error) is ready and waiting: those have `attempts > 0`. (The queue's own
-/// table, outside the store: its schema belongs to apalis.)
+/// table, outside the store: its schema belongs to apalis; checked against
+/// apalis-postgres's own migrations, see deploy/sqlx.sh.)
 pub async fn recovered_job_waiting(ex: impl sqlx::PgExecutor<'_>) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending'
-                        AND attempts > 0 AND run_at <= now())",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = $1 AND status = 'Pending'
+                          AND attempts > 0 AND run_at <= now()) AS "waiting!""#,
+        STEP_QUEUE
     )
-    .bind(STEP_QUEUE)
     .fetch_one(ex)
     .await
 }

@@ -173,10 +173,11 @@ impl Metrics {
     }
 
     async fn refresh_queue(&self, pool: &PgPool, live_within: Duration) -> sqlx::Result<()> {
-        let queues: Vec<(String, i64, Option<f64>)> = sqlx::query_as(
-            "SELECT job_type, count(*),
-                    extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
-             FROM apalis.jobs WHERE status IN ('Pending', 'Queued') GROUP BY job_type",
+        let queues = sqlx::query!(
+            r#"SELECT job_type, count(*) AS "depth!",
+                      extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8
+                        AS oldest
+               FROM apalis.jobs WHERE status IN ('Pending', 'Queued') GROUP BY job_type"#
         )
         .fetch_all(pool)
         .await?;
@@ -188,27 +189,29 @@ impl Metrics {
             self.queue_depth.with_label_values(&[queue]).set(0);
             self.queue_oldest_age.with_label_values(&[queue]).set(0.0);
         }
-        for (queue, depth, age) in queues {
-            self.queue_depth.with_label_values(&[&queue]).set(depth);
+        for q in queues {
+            self.queue_depth
+                .with_label_values(&[&q.job_type])
+                .set(q.depth);
             self.queue_oldest_age
-                .with_label_values(&[&queue])
-                .set(age.unwrap_or(0.0).max(0.0));
+                .with_label_values(&[&q.job_type])
+                .set(q.oldest.unwrap_or(0.0).max(0.0));
         }
-        let workers: Vec<(String, String, f64)> = sqlx::query_as(
-            "SELECT id, worker_type, extract(epoch FROM now() - last_seen)::float8
-             FROM apalis.workers WHERE last_seen > now() - interval '1 hour'",
+        let workers = sqlx::query!(
+            r#"SELECT id, worker_type, extract(epoch FROM now() - last_seen)::float8 AS "age!"
+               FROM apalis.workers WHERE last_seen > now() - interval '1 hour'"#
         )
         .fetch_all(pool)
         .await?;
         self.worker_heartbeat_age.reset();
         let mut live = 0;
-        for (worker, queue, age) in workers {
-            if age <= live_within.as_secs_f64() {
+        for w in workers {
+            if w.age <= live_within.as_secs_f64() {
                 live += 1;
             }
             self.worker_heartbeat_age
-                .with_label_values(&[&worker, &queue])
-                .set(age.max(0.0));
+                .with_label_values(&[&w.id, &w.worker_type])
+                .set(w.age.max(0.0));
         }
         self.workers_live.set(live);
         Ok(())

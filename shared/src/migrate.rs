@@ -13,7 +13,7 @@ pub async fn migrate_master(pool: &PgPool) -> anyhow::Result<()> {
 /// True when every master migration this binary knows is applied.
 pub async fn master_is_current(pool: &PgPool) -> sqlx::Result<bool> {
     let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
             .await?;
     Ok(MASTER.iter().all(|m| applied.contains(&m.version)))

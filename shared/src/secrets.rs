@@ -62,13 +62,13 @@ impl SecretStore {
             .cipher
             .encrypt(&nonce, value.expose_secret().as_bytes())
             .map_err(|_| SecretError::Decrypt(reference.to_owned()))?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO secrets (ref, nonce, ciphertext) VALUES ($1, $2, $3)
              ON CONFLICT (ref) DO UPDATE SET nonce = $2, ciphertext = $3, updated_at = now()",
+            reference,
+            nonce.as_slice(),
+            ciphertext
         )
-        .bind(reference)
-        .bind(nonce.as_slice())
-        .bind(ciphertext)
         .execute(ex)
         .await?;
         Ok(())
@@ -79,12 +79,15 @@ impl SecretStore {
         ex: impl PgExecutor<'_>,
         reference: &str,
     ) -> Result<SecretString, SecretError> {
-        let row: Option<(Vec<u8>, Vec<u8>)> =
-            sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE ref = $1")
-                .bind(reference)
-                .fetch_optional(ex)
-                .await?;
-        let (nonce, ciphertext) = row.ok_or_else(|| SecretError::NotFound(reference.to_owned()))?;
+        let row = sqlx::query!(
+            "SELECT nonce, ciphertext FROM secrets WHERE ref = $1",
+            reference
+        )
+        .fetch_optional(ex)
+        .await?;
+        let (nonce, ciphertext) = row
+            .map(|r| (r.nonce, r.ciphertext))
+            .ok_or_else(|| SecretError::NotFound(reference.to_owned()))?;
         let plain = self
             .cipher
             .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
@@ -95,8 +98,7 @@ impl SecretStore {
     }
 
     pub async fn delete(ex: impl PgExecutor<'_>, reference: &str) -> Result<(), SecretError> {
-        sqlx::query("DELETE FROM secrets WHERE ref = $1")
-            .bind(reference)
+        sqlx::query!("DELETE FROM secrets WHERE ref = $1", reference)
             .execute(ex)
             .await?;
         Ok(())

@@ -9,6 +9,7 @@
 
 use crate::steps::check_schema::{TENANT_INDEXES, TENANT_TABLES, missing};
 use landlord_shared::store;
+use landlord_shared::store::catalog;
 use landlord_shared::tenant::{NamePrefix, PgIdent, quote_literal};
 use sha2::{Digest, Sha256};
 use sqlx::migrate::Migrator;
@@ -111,11 +112,7 @@ pub struct Ready {
 /// the pool) is checked and created: Postgres refuses to clone a template
 /// another session is using, so clones of one template are serialized too.
 pub async fn lock(conn: &mut PgConnection, name: &PgIdent) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_lock(hashtext('landlord template ' || $1))")
-        .bind(name.as_str())
-        .execute(conn)
-        .await
-        .map(drop)
+    catalog::advisory_lock(conn, &format!("landlord template {name}")).await
 }
 
 /// `landlord templates build`: makes the template of `key` ready outside
@@ -159,12 +156,9 @@ pub async fn ensure(
 ) -> Result<Ready, TemplateError> {
     let db = t.database(prefix);
     let version = t.version();
-    let found: Option<(bool, Option<String>)> = sqlx::query_as(
-        "SELECT datistemplate, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
-    )
-    .bind(db.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let found = catalog::database_info(&mut *conn, db.as_str())
+        .await?
+        .map(|d| (d.is_template, d.comment));
     let recorded = store::template_recorded(master, t.key, &version, db.as_str()).await?;
     let ready = |built| Ready {
         key: t.key,
@@ -229,11 +223,14 @@ async fn build_and_check(pool: &PgPool, t: &Template) -> Result<(), TemplateErro
         .run(pool)
         .await
         .map_err(|e| TemplateError::Broken(format!("template migration failed: {e}")))?;
-    let applied: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
+    let applied: Vec<(i64, Vec<u8>)> = sqlx::query!(
+        "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version"
     )
     .fetch_all(pool)
-    .await?;
+    .await?
+    .into_iter()
+    .map(|m| (m.version, m.checksum))
+    .collect();
     let mut wanted: Vec<(i64, Vec<u8>)> = t
         .migrator
         .iter()
@@ -248,14 +245,8 @@ async fn build_and_check(pool: &PgPool, t: &Template) -> Result<(), TemplateErro
             wanted.len()
         )));
     }
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_all(pool)
-            .await?;
-    let indexes: Vec<String> =
-        sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public'")
-            .fetch_all(pool)
-            .await?;
+    let tables = catalog::tables_in(pool, "public").await?;
+    let indexes = catalog::indexes_in(pool, "public").await?;
     let wanted_tables: Vec<&str> = TENANT_TABLES
         .iter()
         .chain(t.extra_tables)

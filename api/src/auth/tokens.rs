@@ -81,15 +81,16 @@ pub async fn create(
         return Err(TokenError::BadPermission);
     }
     let secret = generate();
-    let row: Option<ApiToken> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        ApiToken,
         "INSERT INTO api_tokens (id, name, token_hash, permissions) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING
          RETURNING id, name, permissions, created_at, revoked_at, last_used_at",
+        Uuid::now_v7(),
+        name,
+        hash(&secret),
+        permissions
     )
-    .bind(Uuid::now_v7())
-    .bind(name)
-    .bind(hash(&secret))
-    .bind(permissions)
     .fetch_optional(ex)
     .await?;
     let row = row.ok_or_else(|| TokenError::Duplicate(name.to_owned()))?;
@@ -97,9 +98,10 @@ pub async fn create(
 }
 
 pub async fn list(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ApiToken>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ApiToken,
         "SELECT id, name, permissions, created_at, revoked_at, last_used_at
-         FROM api_tokens ORDER BY created_at",
+         FROM api_tokens ORDER BY created_at"
     )
     .fetch_all(ex)
     .await
@@ -109,13 +111,14 @@ pub async fn list(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<ApiToken>> {
 /// keeps the first revocation time.
 pub async fn revoke(ex: impl PgExecutor<'_>, name_or_id: &str) -> sqlx::Result<Option<ApiToken>> {
     let id = Uuid::parse_str(name_or_id).ok();
-    sqlx::query_as(
+    sqlx::query_as!(
+        ApiToken,
         "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now())
          WHERE CASE WHEN $2::uuid IS NULL THEN name = $1 ELSE id = $2 END
          RETURNING id, name, permissions, created_at, revoked_at, last_used_at",
+        name_or_id,
+        id
     )
-    .bind(name_or_id)
-    .bind(id)
     .fetch_optional(ex)
     .await
 }
@@ -124,21 +127,24 @@ pub async fn revoke(ex: impl PgExecutor<'_>, name_or_id: &str) -> sqlx::Result<O
 /// last-use time is written at most once a minute per token, so a busy
 /// caller does not turn every read into a write.
 pub async fn authenticate(pool: &sqlx::PgPool, secret: &str) -> sqlx::Result<Option<ApiToken>> {
-    let token: Option<ApiToken> = sqlx::query_as(
+    let token = sqlx::query_as!(
+        ApiToken,
         "SELECT id, name, permissions, created_at, revoked_at, last_used_at
          FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        hash(secret)
     )
-    .bind(hash(secret))
     .fetch_optional(pool)
     .await?;
     if let Some(t) = &token
         && t.last_used_at
             .is_none_or(|at| Utc::now() - at > chrono::Duration::minutes(1))
     {
-        sqlx::query("UPDATE api_tokens SET last_used_at = now() WHERE id = $1")
-            .bind(t.id)
-            .execute(pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+            t.id
+        )
+        .execute(pool)
+        .await?;
     }
     Ok(token)
 }

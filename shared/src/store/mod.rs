@@ -7,6 +7,7 @@
 //! compile time (`sqlx::query!`, with `.sqlx/` committed so a build needs
 //! no database: `deploy/sqlx.sh prepare` refreshes it).
 
+pub mod catalog;
 mod events;
 mod runs;
 mod sessions;

@@ -28,16 +28,16 @@ pub async fn end_session(ex: impl PgExecutor<'_>, worker: &str) -> sqlx::Result<
 }
 
 /// Re-queues the jobs of every worker whose session has ended and forgets
-/// those workers. The number of jobs re-queued. (A runtime query: it
-/// writes the queue's own table, whose schema belongs to apalis and is not
-/// in the compile-time check.)
+/// those workers. The number of jobs re-queued. (It writes the queue's own
+/// table, whose schema belongs to apalis; the compile-time check knows it
+/// from apalis-postgres's migrations, see deploy/sqlx.sh.)
 ///
 /// No NOTIFY: apalis's listener locks a notified job even when it is
 /// `Queued` for another worker's poll, so a notified re-queue was handed
 /// out twice (two attempts of one step, the first fenced off and counted
 /// lost). Polling picks the job up within `LANDLORD_POLL_INTERVAL_MS`.
 pub async fn requeue_jobs_of_dead_sessions(ex: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         r#"WITH dead AS (
                DELETE FROM worker_sessions w
                WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a
@@ -51,7 +51,7 @@ pub async fn requeue_jobs_of_dead_sessions(ex: impl PgExecutor<'_>) -> sqlx::Res
                FROM dead
                WHERE j.lock_by = dead.worker AND j.status IN ('Running', 'Queued')
                RETURNING j.id)
-           SELECT count(*) FROM requeued"#,
+           SELECT count(*) AS "requeued!" FROM requeued"#
     )
     .fetch_one(ex)
     .await

@@ -50,6 +50,24 @@ pub struct StepInsert<'a> {
 }
 
 /// Writes a new run's whole timeline: skipped steps are final at once.
+/// The checkpoint the tenant's latest provisioning run stored for `step`.
+pub async fn provision_checkpoint(
+    ex: impl PgExecutor<'_>,
+    tenant: &str,
+    step: &str,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    let found = sqlx::query_scalar!(
+        "SELECT s.output FROM workflow_steps s JOIN workflow_runs r ON r.id = s.run_id
+         WHERE r.tenant_name = $1 AND r.kind = 'provision' AND s.name = $2
+         ORDER BY r.created_at DESC LIMIT 1",
+        tenant,
+        step
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(found.flatten())
+}
+
 pub async fn insert_steps(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,

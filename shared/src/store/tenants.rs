@@ -295,6 +295,23 @@ pub async fn live_resources(
     Ok(rows.into_iter().map(|r| (r.step, r.kind)).collect())
 }
 
+/// (kind, name) of what the tenant still holds from one step.
+pub async fn live_resources_of_step(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    step: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        "SELECT kind, name FROM tenant_resources
+         WHERE tenant_id = $1 AND step = $2 AND deleted_at IS NULL ORDER BY kind, name",
+        tenant_id,
+        step
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kind, r.name)).collect())
+}
+
 /// Claims `kind`/`name` for the tenant before a create; a claim of the
 /// same tenant is renewed. False when another tenant holds it.
 pub async fn claim_resource(

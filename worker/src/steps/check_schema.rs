@@ -7,6 +7,7 @@ use super::migrate::target;
 use super::postgres::single_connection;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::store::catalog;
 use serde_json::{Value, json};
 
 pub struct CheckSchema;
@@ -67,16 +68,8 @@ impl Step for CheckSchema {
         let (opts, schema) = target(ctx)?;
         let pool = single_connection(opts).await?;
         let found = async {
-            let tables: Vec<String> =
-                sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
-                    .bind(schema.as_str())
-                    .fetch_all(&pool)
-                    .await?;
-            let indexes: Vec<String> =
-                sqlx::query_scalar("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1")
-                    .bind(schema.as_str())
-                    .fetch_all(&pool)
-                    .await?;
+            let tables = catalog::tables_in(&pool, schema.as_str()).await?;
+            let indexes = catalog::indexes_in(&pool, schema.as_str()).await?;
             Ok::<_, StepError>((tables, indexes))
         }
         .await;

@@ -33,14 +33,15 @@ pub struct Migrate;
 
 /// Versions applied so far; none in a schema the migrations never ran in.
 async fn applied(pool: &PgPool) -> Result<Vec<i64>, StepError> {
-    let tracked: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let tracked =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "tracked!""#)
+            .fetch_one(pool)
+            .await?;
     if !tracked {
         return Ok(Vec::new());
     }
     Ok(
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        sqlx::query_scalar!("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)
             .await?,
     )

@@ -16,6 +16,7 @@ use crate::templates::{self, Template, TemplateError};
 use async_trait::async_trait;
 use landlord_shared::catalogue::PostgresMode;
 use landlord_shared::secrets::{SecretStore, generate_password};
+use landlord_shared::store::catalog;
 use landlord_shared::tenant::{PgIdent, quote_literal};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -56,12 +57,7 @@ pub(super) async fn role_comment(
     conn: &mut PgConnection,
     role: &PgIdent,
 ) -> Result<Option<Option<String>>, StepError> {
-    Ok(sqlx::query_scalar(
-        "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1",
-    )
-    .bind(role.as_str())
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(catalog::role_comment(&mut *conn, role.as_str()).await?)
 }
 
 /// Options for a maintenance connection to database `db` on the tenant
@@ -202,14 +198,8 @@ async fn deny_master(
     ctx: &StepCtx,
     role: &PgIdent,
 ) -> Result<(), StepError> {
-    let master: String = sqlx::query_scalar("SELECT current_database()::text")
-        .fetch_one(&ctx.deps.master)
-        .await?;
-    let shared: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&master)
-            .fetch_one(&mut *conn)
-            .await?;
+    let master = catalog::current_database(&ctx.deps.master).await?;
+    let shared = catalog::database_exists(&mut *conn, &master).await?;
     if !shared {
         return Ok(());
     }
@@ -219,6 +209,8 @@ async fn deny_master(
         landlord_shared::tenant::quote_ident(&master),
         quote_literal(NO_CONNECT_LIBRARY)
     );
+    // DDL (identifiers quoted into the text): it cannot be checked at
+    // compile time or take bind parameters; not exec_ddl, for its error.
     match sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
@@ -240,14 +232,8 @@ async fn database_is_ours(
     ctx: &StepCtx,
     db: &PgIdent,
 ) -> Result<Option<bool>, StepError> {
-    let found: Option<(Option<String>, String)> = sqlx::query_as(
-        "SELECT shobj_description(oid, 'pg_database'), pg_get_userbyid(datdba)::text
-         FROM pg_database WHERE datname = $1",
-    )
-    .bind(db.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((comment, owner)) = found else {
+    let found = catalog::database_info(&mut *conn, db.as_str()).await?;
+    let Some(catalog::DatabaseInfo { comment, owner, .. }) = found else {
         return Ok(None);
     };
     let mark = ownership_comment(ctx)?;

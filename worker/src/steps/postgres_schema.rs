@@ -14,6 +14,7 @@ use super::postgres::{
 };
 use crate::step::{StepCtx, StepError};
 use landlord_shared::secrets::SecretStore;
+use landlord_shared::store::catalog;
 use landlord_shared::tenant::{PgIdent, quote_literal};
 use sqlx::{Connection, PgConnection};
 
@@ -25,13 +26,9 @@ async fn database_comment(
     conn: &mut PgConnection,
     db: &PgIdent,
 ) -> Result<Option<(Option<String>, String)>, StepError> {
-    Ok(sqlx::query_as(
-        "SELECT shobj_description(oid, 'pg_database'), pg_get_userbyid(datdba)::text
-         FROM pg_database WHERE datname = $1",
-    )
-    .bind(db.as_str())
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(catalog::database_info(&mut *conn, db.as_str())
+        .await?
+        .map(|d| (d.comment, d.owner)))
 }
 
 /// Creates the pooled database once. Its owner is a NOLOGIN role created
@@ -102,12 +99,7 @@ async fn schema_comment(
     conn: &mut PgConnection,
     schema: &PgIdent,
 ) -> Result<Option<Option<String>>, StepError> {
-    Ok(sqlx::query_scalar(
-        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",
-    )
-    .bind(schema.as_str())
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(catalog::schema_comment(&mut *conn, schema.as_str()).await?)
 }
 
 /// In the pool: `public` closed to everyone, the tenant's schema created

@@ -5,6 +5,7 @@ use super::super::claim::left_alone;
 use super::super::postgres::{admin_options, exec_ddl, ownership_comment, role_comment};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::store::catalog;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
@@ -32,12 +33,7 @@ async fn set_login(ctx: &StepCtx, login: bool) -> Result<Option<String>, StepErr
         exec_ddl(&mut conn, format!("ALTER ROLE {} {attr}", role.quoted())).await?;
         if !login {
             // NOLOGIN stops new sessions only.
-            sqlx::query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-            )
-            .bind(role.as_str())
-            .execute(&mut conn)
-            .await?;
+            catalog::terminate_sessions(&mut conn, role.as_str()).await?;
         }
         Ok(Some(role.as_str().to_owned()))
     }
