@@ -219,9 +219,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .secret_key
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("LANDLORD_SECRET_KEY is not set"))?;
-            let store = SecretStore::from_base64(key)?;
-            let realm = TenantNames::new(&cfg.name_prefix, &TenantKey::parse(&tenant)?).realm();
-            let password = store.get(&pool, &admin_secret_ref(&realm)).await?;
+            let secrets = SecretStore::from_base64(key)?;
+            // Where the identity step kept it (per tenant in a shared
+            // realm); the realm's own place for runs from before that.
+            let kept = store::provision_checkpoint(&pool, &tenant, "identity")
+                .await?
+                .and_then(|out| out["admin_secret_ref"].as_str().map(str::to_owned));
+            let reference = match kept {
+                Some(r) => r,
+                None => admin_secret_ref(
+                    &TenantNames::new(&cfg.name_prefix, &TenantKey::parse(&tenant)?).realm(),
+                ),
+            };
+            let password = secrets.get(&pool, &reference).await?;
             println!("{}", password.expose_secret());
         }
         Command::Status { tenant, json } => {

@@ -204,6 +204,13 @@ impl TenantNames {
         format!("{}-{}", self.prefix.0, self.key.0)
     }
 
+    /// `freeflow_shared`: the deployment's one realm for tenants in
+    /// organization mode. The `_` keeps it apart from every tenant realm
+    /// (`{prefix}-{tenant}`).
+    pub fn shared_realm(&self) -> String {
+        format!("{}_shared", self.prefix.0)
+    }
+
     /// `freeflow_{tenant}`: the Mongo database.
     pub fn mongo_db(&self) -> String {
         format!("{}_{}", self.prefix.0, self.key.0)

@@ -15,6 +15,7 @@ mod harness;
 mod notify;
 mod observe;
 mod operator;
+mod organizations;
 mod otlp;
 mod ownership;
 mod pooled;

@@ -80,6 +80,9 @@ pub enum Naming {
 pub enum IdentityMode {
     /// A Keycloak realm of the tenant's own.
     Realm,
+    /// An organization in the deployment's shared realm (Keycloak
+    /// Organizations), for tenants by the thousand.
+    Organization,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

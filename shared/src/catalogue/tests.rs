@@ -52,6 +52,19 @@ fn plans_resolve_with_defaults_and_the_engines_step_order() {
 }
 
 #[test]
+fn organization_identity_is_a_mode() {
+    let text = GOOD.replace(
+        "[plans.full.postgres]",
+        "[plans.full.identity]\nmode = \"organization\"\n[plans.full.postgres]",
+    );
+    let c = Catalogue::parse("plans.toml", &text).unwrap();
+    assert_eq!(
+        c.resolve(Some("full")).unwrap().identity,
+        IdentityMode::Organization
+    );
+}
+
+#[test]
 fn an_unknown_plan_names_the_field_and_the_known_plans() {
     let c = Catalogue::parse("plans.toml", GOOD).unwrap();
     let e = c.resolve(Some("gold")).unwrap_err();

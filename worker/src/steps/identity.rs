@@ -6,11 +6,14 @@
 //! the create request. An existing realm is ours only with that attribute
 //! (or, unmarked, with our claim on its name); anyone else's is refused at
 //! create and left alone by undo.
+//!
+//! A plan in `organization` mode uses `identity_org` instead.
 
 use super::claim;
 use crate::clients::keycloak::Keycloak;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::IdentityMode;
 use landlord_shared::model::AdminContact;
 use landlord_shared::secrets::{SecretStore, admin_secret_ref, generate_password};
 use secrecy::ExposeSecret;
@@ -18,7 +21,7 @@ use serde_json::{Value, json};
 
 pub struct Identity;
 
-const OWNER_ATTRIBUTE: &str = "landlord.tenant";
+pub(super) const OWNER_ATTRIBUTE: &str = "landlord.tenant";
 const DEFAULT_TEMPLATE: &str = include_str!("../../../deploy/keycloak/realm-template.json");
 
 pub(super) fn keycloak(ctx: &StepCtx) -> Result<&Keycloak, StepError> {
@@ -28,14 +31,14 @@ pub(super) fn keycloak(ctx: &StepCtx) -> Result<&Keycloak, StepError> {
         .ok_or_else(|| StepError::permanent("KEYCLOAK_BASE_URL is not configured"))
 }
 
-fn secrets(ctx: &StepCtx) -> Result<&SecretStore, StepError> {
+pub(super) fn secrets(ctx: &StepCtx) -> Result<&SecretStore, StepError> {
     ctx.deps
         .secrets
         .as_ref()
         .ok_or_else(|| StepError::permanent("LANDLORD_SECRET_KEY is not configured"))
 }
 
-async fn realm_template(ctx: &StepCtx) -> Result<Value, StepError> {
+pub(super) async fn realm_template(ctx: &StepCtx) -> Result<Value, StepError> {
     let text = match ctx
         .deps
         .cfg
@@ -52,8 +55,17 @@ async fn realm_template(ctx: &StepCtx) -> Result<Value, StepError> {
         .map_err(|e| StepError::permanent(format!("realm template is not JSON: {e}")))
 }
 
+/// How the run's plan gives the tenant its identity; runs from before
+/// plans had realms. A deprovisioning run carries its tenant's plan.
+pub(super) fn mode(ctx: &StepCtx) -> IdentityMode {
+    ctx.run
+        .plan
+        .as_ref()
+        .map_or(IdentityMode::Realm, |p| p.0.identity)
+}
+
 /// The admin the signup named, or a placeholder on the tenant's first domain.
-fn admin_of(ctx: &StepCtx) -> AdminContact {
+pub(super) fn admin_of(ctx: &StepCtx) -> AdminContact {
     ctx.run
         .params
         .admin
@@ -178,7 +190,7 @@ async fn ensure_realm(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<(), S
 }
 
 /// Keycloak 24+ drops user attributes its user profile does not declare.
-async fn declare_attributes(kc: &Keycloak, realm: &str) -> Result<(), StepError> {
+pub(super) async fn declare_attributes(kc: &Keycloak, realm: &str) -> Result<(), StepError> {
     let path = format!("/{realm}/users/profile");
     let mut profile = kc
         .get_json(&path)
@@ -223,7 +235,7 @@ async fn ensure_client(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<Stri
     Ok(client_id)
 }
 
-async fn find_user(
+pub(super) async fn find_user(
     kc: &Keycloak,
     realm: &str,
     username: &str,
@@ -305,6 +317,9 @@ impl Step for Identity {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        if mode(ctx) == IdentityMode::Organization {
+            return super::identity_org::run(ctx).await;
+        }
         let kc = keycloak(ctx)?;
         let realm = ctx.names.realm();
         ensure_realm(kc, &realm, ctx).await?;
@@ -327,6 +342,9 @@ impl Step for Identity {
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        if mode(ctx) == IdentityMode::Organization {
+            return super::identity_org::compensate(ctx).await;
+        }
         let kc = keycloak(ctx)?;
         let realm = ctx.names.realm();
         match owner(kc, &realm, ctx).await? {

@@ -5,6 +5,7 @@ pub(crate) mod check_schema;
 mod claim;
 mod deprovision;
 mod identity;
+mod identity_org;
 mod migrate;
 mod mongo;
 mod postgres;

@@ -1,15 +1,20 @@
 //! Soft deprovisioning: the tenant's realm stays with its users and
-//! clients, but disabled, so no one can sign in or get a token.
+//! clients, but disabled, so no one can sign in or get a token. In
+//! organization mode the tenant's users are disabled instead.
 
 use super::super::claim::left_alone;
-use super::super::identity::{is_ours, keycloak};
+use super::super::identity::{is_ours, keycloak, mode};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::IdentityMode;
 use serde_json::{Value, json};
 
 pub struct DisableIdentity;
 
 async fn set_enabled(ctx: &StepCtx, enabled: bool) -> Result<Value, StepError> {
+    if mode(ctx) == IdentityMode::Organization {
+        return super::super::identity_org::set_enabled(ctx, enabled).await;
+    }
     let kc = keycloak(ctx)?;
     let realm = ctx.names.realm();
     match is_ours(kc, &realm, ctx).await? {
