@@ -158,6 +158,7 @@ class Store:
     def __init__(self):
         self.lock = threading.Lock()
         self.collections = {}  # name -> CollectionInfo dict
+        self.points = {}  # name -> {point id: {"id", "vector", "payload"}}
 
 
 def _merge(defaults, diff):
@@ -217,7 +218,14 @@ class App:
         (re.compile(r"^/collections$"), {"GET": "list"}),
         (re.compile(r"^/collections/([^/]+)$"), {"GET": "info", "PUT": "create", "DELETE": "delete"}),
         (re.compile(r"^/collections/([^/]+)/exists$"), {"GET": "exists"}),
+        (re.compile(r"^/collections/([^/]+)/index$"), {"PUT": "create_index"}),
+        (re.compile(r"^/collections/([^/]+)/points$"), {"PUT": "upsert"}),
+        (re.compile(r"^/collections/([^/]+)/points/delete$"), {"POST": "delete_points"}),
+        (re.compile(r"^/collections/([^/]+)/points/count$"), {"POST": "count"}),
+        (re.compile(r"^/collections/([^/]+)/points/scroll$"), {"POST": "scroll"}),
     ]
+    # Operations whose request has a JSON body (the others have none).
+    BODY_OPS = {"create", "create_index", "upsert", "delete_points", "count", "scroll"}
 
     def __init__(self, spec_path, host_url, body_error_status=None):
         self.spec_path = spec_path
@@ -279,7 +287,7 @@ class App:
     def _validate(self, method, path, query, headers, body, name, op):
         ctype = (headers.get("Content-Type") or "").lower()
         data = None
-        if op == "create":
+        if op in self.BODY_OPS:
             # actix Json<T>: content type first, then JSON syntax
             mime = ctype.split(";")[0].strip()
             if not (mime == "application/json" or mime.endswith("+json")):
@@ -362,6 +370,98 @@ class App:
         with self.store.lock:
             exists = name in self.store.collections
         return 200, {"exists": exists}
+
+    # -- payload indexes and points (the subset Landlord's shared mode and
+    # its tests use: keyword indexes, upsert of a points list, delete by ids
+    # or filter, count and scroll with a filter of match conditions) --------
+    def _collection(self, name):
+        info = self.store.collections.get(name)
+        if info is None:
+            raise ApiError(404, "Not found: Collection `%s` doesn't exist!" % name)
+        return info
+
+    def _updated(self):
+        self.store.operation_id = getattr(self.store, "operation_id", 0) + 1
+        return 200, {"operation_id": self.store.operation_id, "status": "completed"}
+
+    def op_create_index(self, name, data, _query):
+        schema = data.get("field_schema")
+        if schema is None:
+            raise ApiError(400, "Bad request: field_schema is required by this stand-in")
+        params = schema if isinstance(schema, dict) else {"type": schema}
+        with self.store.lock:
+            info = self._collection(name)
+            indexed = sum(1 for p in self.store.points.get(name, {}).values()
+                          if data["field_name"] in (p.get("payload") or {}))
+            info["payload_schema"][data["field_name"]] = {
+                "data_type": params["type"],
+                "params": _strip_nulls(copy.deepcopy(params)) if isinstance(schema, dict) else None,
+                "points": indexed,
+            }
+            if not isinstance(schema, dict):
+                del info["payload_schema"][data["field_name"]]["params"]
+            return self._updated()
+
+    def op_upsert(self, name, data, _query):
+        if "points" not in data:
+            raise ApiError(400, "Bad request: this stand-in takes a points list, not a batch")
+        with self.store.lock:
+            self._collection(name)
+            points = self.store.points.setdefault(name, {})
+            for p in data["points"]:
+                points[json.dumps(p["id"])] = {
+                    "id": p["id"], "vector": p["vector"], "payload": p.get("payload") or {}}
+            self.store.collections[name]["points_count"] = len(points)
+            return self._updated()
+
+    def op_delete_points(self, name, data, _query):
+        with self.store.lock:
+            self._collection(name)
+            points = self.store.points.setdefault(name, {})
+            if "filter" in data:
+                doomed = [k for k, p in points.items() if matches(data["filter"], p)]
+            else:
+                doomed = [json.dumps(i) for i in data["points"]]
+            for k in doomed:
+                points.pop(k, None)
+            self.store.collections[name]["points_count"] = len(points)
+            return self._updated()
+
+    def _selected(self, name, data):
+        flt = (data or {}).get("filter")
+        with self.store.lock:
+            self._collection(name)
+            points = list(self.store.points.get(name, {}).values())
+        return [p for p in points if flt is None or matches(flt, p)]
+
+    def op_count(self, name, data, _query):
+        return 200, {"count": len(self._selected(name, data))}
+
+    def op_scroll(self, name, data, _query):
+        limit = (data or {}).get("limit") or 10
+        found = self._selected(name, data)[:limit]
+        with_payload = (data or {}).get("with_payload", True)
+        out = [{"id": p["id"], "payload": p["payload"] if with_payload else None} for p in found]
+        return 200, {"points": out, "next_page_offset": None}
+
+
+def matches(flt, point):
+    """Qdrant's Filter for `match: {value}` conditions on top-level payload
+    keys and `has_id`; anything else is refused rather than guessed."""
+    def cond(c):
+        if "has_id" in c:
+            return point["id"] in c["has_id"]
+        if "must" in c or "should" in c or "must_not" in c:
+            return matches(c, point)
+        if "key" in c and isinstance(c.get("match"), dict) and "value" in c["match"]:
+            return (point.get("payload") or {}).get(c["key"]) == c["match"]["value"]
+        raise ApiError(400, "Bad request: this stand-in supports match-value and has_id conditions only")
+    def listed(v):
+        return [] if v is None else (v if isinstance(v, list) else [v])
+    must, should, must_not = (listed(flt.get(k)) for k in ("must", "should", "must_not"))
+    return (all(cond(c) for c in must)
+            and (not should or any(cond(c) for c in should))
+            and not any(cond(c) for c in must_not))
 
 
 def make_handler(app):

@@ -185,3 +185,38 @@ def test_metadata_is_stored_and_returned():
     info = call("GET", "/collections/" + plain)[1]["result"]
     assert not info["config"].get("metadata")
     call("DELETE", "/collections/" + plain)
+
+
+def test_tenant_index_points_and_delete_by_filter():
+    # Qdrant's multitenancy: one collection, a keyword payload index marked
+    # is_tenant, each tenant's points found and deleted by a filter on it.
+    c = name("shared")
+    assert call("PUT", "/collections/" + c, VEC)[0] == 200
+    st, doc = call("PUT", "/collections/%s/index?wait=true" % c,
+                   {"field_name": "tenant_id", "field_schema": {"type": "keyword", "is_tenant": True}})
+    assert (st, doc["result"]["status"]) == (200, "completed")
+    info = call("GET", "/collections/" + c)[1]["result"]
+    assert info["payload_schema"]["tenant_id"]["params"] == {"type": "keyword", "is_tenant": True}
+    vec = [0.1] * VEC["vectors"]["size"]
+    points = [{"id": i, "vector": vec, "payload": {"tenant_id": t}}
+              for i, t in [(1, "a"), (2, "a"), (3, "b")]]
+    assert call("PUT", "/collections/%s/points?wait=true" % c, {"points": points})[0] == 200
+
+    def count(tenant):
+        flt = {"must": [{"key": "tenant_id", "match": {"value": tenant}}]}
+        return call("POST", "/collections/%s/points/count" % c, {"filter": flt, "exact": True})[1]["result"]["count"]
+
+    assert (count("a"), count("b"), count("c")) == (2, 1, 0)
+    assert call("POST", "/collections/%s/points/count" % c, {})[1]["result"]["count"] == 3
+    scrolled = call("POST", "/collections/%s/points/scroll" % c,
+                    {"filter": {"must": [{"key": "tenant_id", "match": {"value": "b"}}]}, "limit": 10})
+    assert [p["id"] for p in scrolled[1]["result"]["points"]] == [3]
+    st, _ = call("POST", "/collections/%s/points/delete?wait=true" % c,
+                 {"filter": {"must": [{"key": "tenant_id", "match": {"value": "a"}}]}})
+    assert st == 200
+    assert (count("a"), count("b")) == (0, 1)
+    assert call("POST", "/collections/%s/points/delete" % c, {"points": [3]})[0] == 200
+    assert count("b") == 0
+    assert call("POST", "/collections/%s/points/count" % name("absent"), {})[0] == 404
+    assert call("PUT", "/collections/%s/index" % c, {"field_schema": "keyword"})[0] == 400
+    call("DELETE", "/collections/" + c)

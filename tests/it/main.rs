@@ -21,6 +21,7 @@ mod ownership;
 mod pooled;
 mod probe;
 mod provision;
+mod qdrant_shared;
 mod quoting;
 mod receiver;
 mod stack;

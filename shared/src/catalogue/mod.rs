@@ -106,6 +106,9 @@ pub enum MongoMode {
 pub enum QdrantMode {
     /// A collection of the tenant's own.
     Collection,
+    /// The tier's shared collection; the tenant's points carry its id in
+    /// payload field `tenant_id` (Qdrant's multitenancy).
+    Shared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -52,16 +52,15 @@ fn plans_resolve_with_defaults_and_the_engines_step_order() {
 }
 
 #[test]
-fn organization_identity_is_a_mode() {
+fn organization_identity_and_shared_qdrant_are_modes() {
     let text = GOOD.replace(
         "[plans.full.postgres]",
-        "[plans.full.identity]\nmode = \"organization\"\n[plans.full.postgres]",
+        "[plans.full.identity]\nmode = \"organization\"\n[plans.full.qdrant]\nmode = \"shared\"\n[plans.full.postgres]",
     );
     let c = Catalogue::parse("plans.toml", &text).unwrap();
-    assert_eq!(
-        c.resolve(Some("full")).unwrap().identity,
-        IdentityMode::Organization
-    );
+    let full = c.resolve(Some("full")).unwrap();
+    assert_eq!(full.identity, IdentityMode::Organization);
+    assert_eq!(full.qdrant, QdrantMode::Shared);
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod mongo;
 mod postgres;
 mod postgres_schema;
 mod qdrant;
+mod qdrant_shared;
 mod record;
 mod register;
 mod storage;

@@ -2,13 +2,15 @@
 //! vector size and distance, marked with `metadata.landlord_tenant` = the
 //! tenant's id in the create request. An existing collection is ours only
 //! with that mark (the same config is not enough); ours with a different
-//! config is a permanent error. Undo deletes ours only.
+//! config is a permanent error. Undo deletes ours only. A plan in `shared`
+//! mode uses `qdrant_shared` instead.
 
 use super::claim::{foreign, left_alone};
 use crate::clients::http::TracedSend;
 use crate::clients::http::unexpected;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::QdrantMode;
 use landlord_shared::config::QdrantConfig;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::ExposeSecret;
@@ -16,7 +18,16 @@ use serde_json::{Value, json};
 
 pub struct Qdrant;
 
-fn config(ctx: &StepCtx) -> Result<&QdrantConfig, StepError> {
+/// How the run's plan keeps the tenant's vectors; runs from before plans
+/// had collections of their own.
+fn mode(ctx: &StepCtx) -> QdrantMode {
+    ctx.run
+        .plan
+        .as_ref()
+        .map_or(QdrantMode::Collection, |p| p.0.qdrant)
+}
+
+pub(super) fn config(ctx: &StepCtx) -> Result<&QdrantConfig, StepError> {
     ctx.deps
         .cfg
         .qdrant
@@ -25,11 +36,17 @@ fn config(ctx: &StepCtx) -> Result<&QdrantConfig, StepError> {
 }
 
 fn request(ctx: &StepCtx, method: Method, collection: &str) -> Result<RequestBuilder, StepError> {
+    request_to(ctx, method, &format!("/collections/{collection}"))
+}
+
+/// A request to `path` on the Qdrant server, with the API key.
+pub(super) fn request_to(
+    ctx: &StepCtx,
+    method: Method,
+    path: &str,
+) -> Result<RequestBuilder, StepError> {
     let cfg = config(ctx)?;
-    let req = ctx
-        .deps
-        .http
-        .request(method, format!("{}/collections/{collection}", cfg.url));
+    let req = ctx.deps.http.request(method, format!("{}{path}", cfg.url));
     Ok(match &cfg.api_key {
         Some(key) => req.header("api-key", key.expose_secret()),
         None => req,
@@ -43,14 +60,24 @@ const NOT_MARKED: &str = "no landlord_tenant metadata for this tenant";
 
 /// An existing collection: its (size, distance) and whether it carries our
 /// mark.
-struct Found {
-    vectors: (u64, String),
-    ours: bool,
+pub(super) struct Found {
+    pub(super) vectors: (u64, String),
+    pub(super) ours: bool,
 }
 
 /// The collection as the server shows it, or `None` when it does not exist.
 async fn existing(ctx: &StepCtx, collection: &str) -> Result<Option<Found>, StepError> {
     let tenant_id = ctx.require_tenant_id()?.to_string();
+    existing_marked(ctx, collection, MARK_KEY, &tenant_id).await
+}
+
+/// The collection, `ours` when its metadata has `key` = `value`.
+pub(super) async fn existing_marked(
+    ctx: &StepCtx,
+    collection: &str,
+    key: &str,
+    value: &str,
+) -> Result<Option<Found>, StepError> {
     let resp = request(ctx, Method::GET, collection)?.traced_send().await?;
     match resp.status() {
         StatusCode::NOT_FOUND => Ok(None),
@@ -63,7 +90,7 @@ async fn existing(ctx: &StepCtx, collection: &str) -> Result<Option<Found>, Step
                     vectors["size"].as_u64().unwrap_or_default(),
                     vectors["distance"].as_str().unwrap_or_default().to_owned(),
                 ),
-                ours: config["metadata"][MARK_KEY].as_str() == Some(tenant_id.as_str()),
+                ours: config["metadata"][key].as_str() == Some(value),
             }))
         }
         _ => Err(unexpected(&format!("GET collection {collection}"), resp).await),
@@ -81,7 +108,7 @@ fn check_found(cfg: &QdrantConfig, collection: &str, found: &Found) -> Result<()
     check_config(cfg, collection, &found.vectors)
 }
 
-fn check_config(
+pub(super) fn check_config(
     cfg: &QdrantConfig,
     collection: &str,
     found: &(u64, String),
@@ -102,6 +129,9 @@ impl Step for Qdrant {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        if mode(ctx) == QdrantMode::Shared {
+            return super::qdrant_shared::run(ctx).await;
+        }
         let cfg = config(ctx)?;
         let collection = ctx.names.qdrant_collection();
         match existing(ctx, &collection).await? {
@@ -141,6 +171,9 @@ impl Step for Qdrant {
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        if mode(ctx) == QdrantMode::Shared {
+            return super::qdrant_shared::compensate(ctx).await;
+        }
         let collection = ctx.names.qdrant_collection();
         match existing(ctx, &collection).await? {
             None => return Ok(()),

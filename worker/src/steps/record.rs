@@ -87,7 +87,15 @@ impl Step for Record {
                 port,
                 username: None,
                 secret_ref: None,
-                options: None,
+                // Shared mode: the application must write the tenant's
+                // points with this field and read them through this filter.
+                options: qdrant.filter(|q| q["mode"] == "shared").map(|q| {
+                    json!({
+                        "tenant_field": q["tenant_field"],
+                        "tenant_value": q["tenant_value"],
+                        "filter": q["filter"],
+                    })
+                }),
             });
         }
         let mut tx = ctx.deps.master.begin().await?;
