@@ -99,6 +99,9 @@ pub enum PostgresMode {
 pub enum MongoMode {
     /// A Mongo database (and user) of the tenant's own.
     Database,
+    /// The deployment's shared database; the tenant's documents carry its
+    /// id in `tenant_id`.
+    Shared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -8,6 +8,7 @@ mod identity;
 mod identity_org;
 mod migrate;
 mod mongo;
+mod mongo_shared;
 mod postgres;
 mod postgres_schema;
 mod qdrant;

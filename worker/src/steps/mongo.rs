@@ -2,11 +2,13 @@
 //! marker document `_landlord {_id: "owner", tenant_id}`) and a per-tenant
 //! user with `readWrite` on it where the server supports users. A database
 //! without our marker is someone else's: refused at create, left alone by
-//! undo. Undo drops ours and its user.
+//! undo. Undo drops ours and its user. A plan in `shared` mode uses
+//! `mongo_shared` instead.
 
 use super::claim::{foreign, left_alone};
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
+use landlord_shared::catalogue::MongoMode;
 use landlord_shared::secrets::{SecretStore, generate_password};
 use mongodb::bson::{Document, doc};
 use mongodb::error::ErrorKind;
@@ -16,6 +18,15 @@ use std::future::IntoFuture;
 use tracing::Instrument;
 
 pub struct Mongo;
+
+/// How the run's plan keeps the tenant's documents; runs from before plans
+/// had databases of their own.
+fn mode(ctx: &StepCtx) -> MongoMode {
+    ctx.run
+        .plan
+        .as_ref()
+        .map_or(MongoMode::Database, |p| p.0.mongo)
+}
 
 /// Collection and id of the marker document `{_id: "owner", tenant_id}`.
 const MARKER: &str = "_landlord";
@@ -54,7 +65,7 @@ fn secret_ref(db: &str) -> String {
     format!("mongodb/{db}")
 }
 
-fn client(ctx: &StepCtx) -> Result<&mongodb::Client, StepError> {
+pub(super) fn client(ctx: &StepCtx) -> Result<&mongodb::Client, StepError> {
     ctx.deps
         .mongo
         .as_ref()
@@ -63,7 +74,7 @@ fn client(ctx: &StepCtx) -> Result<&mongodb::Client, StepError> {
 
 /// Creates the user, or resets its password when it exists; `false` when
 /// the server has no user management.
-fn mongo_span(operation: &'static str) -> tracing::Span {
+pub(super) fn mongo_span(operation: &'static str) -> tracing::Span {
     tracing::info_span!(
         "mongodb",
         otel.kind = "client",
@@ -162,7 +173,7 @@ async fn ensure_marked(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Res
     }
 }
 
-fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+pub(super) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => w.code == 11000,
         _ => code(e) == Some(11000),
@@ -176,6 +187,9 @@ impl Step for Mongo {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
+        if mode(ctx) == MongoMode::Shared {
+            return super::mongo_shared::run(ctx).await;
+        }
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
         ensure_marked(&db, &name, ctx).await?;
@@ -193,6 +207,9 @@ impl Step for Mongo {
     }
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
+        if mode(ctx) == MongoMode::Shared {
+            return super::mongo_shared::compensate(ctx).await;
+        }
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
         match owner(&db, &name, ctx).await? {

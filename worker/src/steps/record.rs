@@ -10,6 +10,18 @@ use serde_json::{Value, json};
 
 pub struct Record;
 
+/// In a shared mode the application must write the tenant's records with
+/// this field and value, and read them through this filter.
+fn shared_options(out: Option<&Value>) -> Option<Value> {
+    out.filter(|o| o["mode"] == "shared").map(|o| {
+        json!({
+            "tenant_field": o["tenant_field"],
+            "tenant_value": o["tenant_value"],
+            "filter": o["filter"],
+        })
+    })
+}
+
 fn text<'a>(v: Option<&'a Value>, field: &str) -> Option<&'a str> {
     v?.get(field)?.as_str()
 }
@@ -69,7 +81,7 @@ impl Step for Record {
                 port,
                 username: text(mongo, "username"),
                 secret_ref: text(mongo, "secret_ref"),
-                options: None,
+                options: shared_options(mongo),
             });
         }
         if let Some(collection) = text(qdrant, "collection") {
@@ -87,15 +99,7 @@ impl Step for Record {
                 port,
                 username: None,
                 secret_ref: None,
-                // Shared mode: the application must write the tenant's
-                // points with this field and read them through this filter.
-                options: qdrant.filter(|q| q["mode"] == "shared").map(|q| {
-                    json!({
-                        "tenant_field": q["tenant_field"],
-                        "tenant_value": q["tenant_value"],
-                        "filter": q["filter"],
-                    })
-                }),
+                options: shared_options(qdrant),
             });
         }
         let mut tx = ctx.deps.master.begin().await?;
