@@ -324,6 +324,8 @@ launch_mongo() {
     --state-dir="$d" --telemetry=disable --log-level=INFO
 }
 
+# -s3.iam.readOnly=false: storage prefix mode makes each tenant's scoped
+# credentials through the IAM API on the S3 port.
 launch_s3() {
   local d; d=$(svc_dir s3); mkdir -p "$d/data"
   (umask 077; cat > "$d/s3.json" <<EOF
@@ -338,7 +340,8 @@ EOF
     -volume.port=$SW_VOLUME_PORT -volume.port.grpc=$SW_VOLUME_GRPC -volume.max=50 -volume.preStopSeconds=0 \
     -filer.port=$SW_FILER_PORT -filer.port.grpc=$SW_FILER_GRPC \
     -s3 -s3.port=$S3_PORT -s3.port.grpc=$SW_S3_GRPC -s3.config="$d/s3.json" \
-    -s3.port.iceberg=0 -s3.port.lance=0 -s3.allowDeleteBucketNotEmpty=false
+    -s3.port.iceberg=0 -s3.port.lance=0 -s3.allowDeleteBucketNotEmpty=false \
+    -s3.iam.readOnly=false
 }
 
 launch_qdrant() {

@@ -26,5 +26,6 @@ mod qdrant_shared;
 mod quoting;
 mod receiver;
 mod stack;
+mod storage_prefix;
 mod store_enums;
 mod template;

@@ -119,6 +119,9 @@ pub enum QdrantMode {
 pub enum StorageMode {
     /// A bucket (with `S3_ENDPOINT`) or a folder of the tenant's own.
     Dedicated,
+    /// `{tenant}/` in the deployment's shared bucket, with credentials
+    /// scoped to it (a folder of its own without `S3_ENDPOINT`).
+    Prefix,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

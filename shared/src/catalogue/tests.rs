@@ -35,7 +35,16 @@ fn the_builtin_catalogue_reproduces_every_step_as_its_default_plan() {
     ] {
         let p = c.resolve(Some(name)).unwrap();
         assert_eq!((p.tier, p.postgres.mode), (tier, mode), "{name}");
-        assert!(!p.runs("mongo") && !p.runs("qdrant"), "{name}");
+        assert_eq!(
+            (p.identity, p.mongo, p.qdrant),
+            (
+                IdentityMode::Organization,
+                MongoMode::Shared,
+                QdrantMode::Shared
+            ),
+            "{name}"
+        );
+        assert_eq!(p.steps, OPTIONAL_STEPS, "{name}");
     }
 }
 

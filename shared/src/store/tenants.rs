@@ -312,6 +312,44 @@ pub async fn live_resources_of_step(
     Ok(rows.into_iter().map(|r| (r.kind, r.name)).collect())
 }
 
+/// Claims a resource the deployment's tenants share (a shared bucket)
+/// before its create: the first claim stands, whichever tenant's run made
+/// it, and every tenant may then adopt an interrupted create.
+pub async fn claim_shared_resource(
+    ex: impl PgExecutor<'_>,
+    kind: &str,
+    name: &str,
+    tenant_id: Uuid,
+    run_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO resource_claims (kind, name, tenant_id, run_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (kind, name) DO NOTHING",
+        kind,
+        name,
+        tenant_id,
+        run_id
+    )
+    .execute(ex)
+    .await
+    .map(drop)
+}
+
+/// Whether anyone claimed `kind`/`name`.
+pub async fn is_claimed_by_any(
+    ex: impl PgExecutor<'_>,
+    kind: &str,
+    name: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM resource_claims WHERE kind = $1 AND name = $2) AS "claimed!""#,
+        kind,
+        name
+    )
+    .fetch_one(ex)
+    .await
+}
+
 /// Claims `kind`/`name` for the tenant before a create; a claim of the
 /// same tenant is renewed. False when another tenant holds it.
 pub async fn claim_resource(

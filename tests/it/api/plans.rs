@@ -193,9 +193,9 @@ async fn bad_catalogues_stop_every_process_at_start_up_with_file_and_line() {
         ),
         (
             "unknown-mode",
-            format!("{V1}[plans.lean.identity]\nmode = \"organization\"\n"),
+            format!("{V1}[plans.lean.identity]\nmode = \"federated\"\n"),
             13,
-            "organization",
+            "federated",
         ),
         (
             "duplicate-plan",

@@ -1,5 +1,7 @@
 //! Seed 004's three tiers from the built-in catalogue, one tenant of each
-//! through the API and one through the CLI, checked on the real servers.
+//! through the API and one through the CLI, checked on the real servers:
+//! enterprise a silo, standard pooled (organization, schema, shared Mongo
+//! and Qdrant), hybrid a bridge (its own database, the rest pooled).
 
 use super::{Api, run_id};
 use crate::harness::TestEnv;
@@ -11,34 +13,51 @@ const WAIT: Duration = Duration::from_secs(240);
 
 /// What a tenant of each tier should hold, by resource kind.
 struct Holds {
+    /// A realm of its own, or else an organization in the shared realm.
+    realm: bool,
     database: bool,
     schema: bool,
-    mongo: bool,
-    qdrant: bool,
+    /// A Mongo database, a Qdrant collection and a bucket of its own, or
+    /// else the shared ones (a prefix of the shared bucket).
+    own_documents: bool,
 }
 
 fn holds(tier: &str) -> Holds {
     match tier {
         "enterprise" => Holds {
+            realm: true,
             database: true,
             schema: false,
-            mongo: true,
-            qdrant: true,
+            own_documents: true,
         },
         "standard" => Holds {
+            realm: false,
             database: false,
             schema: true,
-            mongo: false,
-            qdrant: false,
+            own_documents: false,
         },
         "hybrid" => Holds {
+            realm: false,
             database: true,
             schema: false,
-            mongo: false,
-            qdrant: false,
+            own_documents: false,
         },
         other => unreachable!("{other}"),
     }
+}
+
+/// The database (Mongo) or collection (Qdrant) the tenant's connection of
+/// `service` names.
+async fn connection_of(env: &TestEnv, tenant: &str, service: &str) -> String {
+    sqlx::query_scalar(
+        "SELECT c.db_name FROM tenant_connections c JOIN tenants t ON t.id = c.tenant_id
+         WHERE t.name = $1 AND c.service = $2",
+    )
+    .bind(tenant)
+    .bind(service)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,14 +111,25 @@ async fn each_tier_of_the_builtin_catalogue_end_to_end_through_the_api_and_the_c
         assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
     }
 
+    let shared_realm = format!("{}_shared", env.prefix);
     for tier in tiers {
         let want = holds(tier);
         for tenant in [format!("api{tier}"), format!("cli{tier}")] {
             let view = api.get(&format!("/tenants/{tenant}")).await;
             assert_eq!(view.body["status"], "active", "{}", view.body);
             assert_eq!(view.body["plan"], tier, "{}", view.body);
+            let org = probe
+                .kc
+                .get_json(&format!(
+                    "/{shared_realm}/organizations?search={tenant}&exact=true"
+                ))
+                .await
+                .unwrap()
+                .and_then(|v| v.as_array().map(|a| a.len()))
+                .unwrap_or(0);
             let got = (
                 probe.realm(&tenant).await,
+                org,
                 env.database_exists(&tenant).await,
                 env.schemas_in_pool(&tenant).await == 1,
                 env.role_exists(&tenant).await,
@@ -110,16 +140,33 @@ async fn each_tier_of_the_builtin_catalogue_end_to_end_through_the_api_and_the_c
             assert_eq!(
                 got,
                 (
-                    true,
+                    want.realm,
+                    usize::from(!want.realm),
                     want.database,
                     want.schema,
                     true,
-                    want.mongo,
-                    want.qdrant,
-                    true
+                    want.own_documents,
+                    want.own_documents,
+                    want.own_documents
                 ),
-                "{tenant}: (realm, database, schema, role, mongo, qdrant, bucket)"
+                "{tenant}: (realm, organizations, database, schema, role, own mongo, own qdrant, own bucket)"
             );
+            let (mongo, qdrant) = (
+                connection_of(&env, &tenant, "mongodb").await,
+                connection_of(&env, &tenant, "qdrant").await,
+            );
+            if !want.own_documents {
+                assert_eq!(mongo, format!("{}_shared", env.prefix));
+                assert_eq!(qdrant, format!("{}_shared_{tier}", env.prefix));
+                let run = view.body["latest_run"]["id"].as_str().unwrap();
+                let storage = env
+                    .step(run.parse().unwrap(), "storage")
+                    .await
+                    .output
+                    .unwrap();
+                assert_eq!(storage["bucket"], format!("{}-shared-files", env.prefix));
+                assert_eq!(storage["prefix"], format!("{tenant}/"));
+            }
         }
     }
     worker.shutdown().await;

@@ -1,4 +1,5 @@
 //! Clients of the external services steps talk to.
 
 pub mod http;
+pub mod iam;
 pub mod keycloak;

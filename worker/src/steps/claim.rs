@@ -33,6 +33,23 @@ pub(super) async fn claim(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), S
     Ok(())
 }
 
+/// Claims a resource all the deployment's tenants share: the first claim
+/// stands, whoever made it.
+pub(super) async fn claim_shared(ctx: &StepCtx, kind: &str, name: &str) -> Result<(), StepError> {
+    let tenant_id = ctx.require_tenant_id()?;
+    store::claim_shared_resource(&ctx.deps.master, kind, name, tenant_id, ctx.run.id).await?;
+    Ok(())
+}
+
+/// True when a shared resource was claimed by any tenant's run.
+pub(super) async fn is_claimed_shared(
+    ctx: &StepCtx,
+    kind: &str,
+    name: &str,
+) -> Result<bool, StepError> {
+    Ok(store::is_claimed_by_any(&ctx.deps.master, kind, name).await?)
+}
+
 /// True when this tenant claimed `kind`/`name`.
 pub(super) async fn is_claimed(ctx: &StepCtx, kind: &str, name: &str) -> Result<bool, StepError> {
     let tenant_id = ctx.require_tenant_id()?;

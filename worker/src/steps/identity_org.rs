@@ -27,6 +27,7 @@ use url::form_urlencoded::byte_serialize;
 
 const SHARED_ATTRIBUTE: &str = "landlord.shared";
 const ORG_KIND: &str = "keycloak_organization";
+const SHARED_REALM_KIND: &str = "keycloak_shared_realm";
 const NOT_MARKED: &str = "no landlord.tenant attribute for this tenant";
 
 fn enc(s: &str) -> String {
@@ -45,49 +46,57 @@ fn is_shared_realm(rep: &Value, prefix: &str) -> bool {
 }
 
 /// The shared realm, created on first use. Concurrent first tenants all
-/// try; the losers wait, within the attempt, for the winner's realm.
+/// try; the losers wait, within the attempt, for the winner's realm. A
+/// realm shows before its attributes do while its create commits, so one
+/// without our attribute is waited for when this deployment claimed its
+/// name (the claim is taken before any create), and refused otherwise.
 async fn ensure_shared_realm(kc: &Keycloak, ctx: &StepCtx) -> Result<String, StepError> {
     let realm = ctx.names.shared_realm();
     let prefix = ctx.deps.cfg.name_prefix.as_str();
-    let check = |rep: Value| {
-        if is_shared_realm(&rep, prefix) {
-            Ok(realm.clone())
-        } else {
-            Err(claim::foreign(
-                &format!("realm {realm}"),
-                "no landlord.shared attribute for this deployment",
-            ))
-        }
-    };
-    if let Some(rep) = kc.get_json(&format!("/{realm}")).await? {
-        return check(rep);
-    }
-    let mut rep = realm_template(ctx).await?;
-    rep["realm"] = json!(realm);
-    rep["enabled"] = json!(true);
-    rep["displayName"] = json!("Tenants");
-    rep["organizationsEnabled"] = json!(true);
-    if !rep["attributes"].is_object() {
-        rep["attributes"] = json!({});
-    }
-    rep["attributes"][SHARED_ATTRIBUTE] = json!(prefix);
-    if kc.create_realm(&rep).await? {
-        declare_attributes(kc, &realm).await?;
-        tracing::info!(realm, "created the shared realm");
-        return Ok(realm);
-    }
+    let mut created = false;
     let deadline = std::time::Instant::now() + kc.create_wait();
     loop {
-        if let Some(rep) = kc.get_json(&format!("/{realm}")).await? {
-            return check(rep);
+        match kc.get_json(&format!("/{realm}")).await? {
+            Some(rep) if is_shared_realm(&rep, prefix) => break,
+            Some(_) if !claim::is_claimed_shared(ctx, SHARED_REALM_KIND, &realm).await? => {
+                return Err(claim::foreign(
+                    &format!("realm {realm}"),
+                    "no landlord.shared attribute for this deployment",
+                ));
+            }
+            None if !created => {
+                claim::claim_shared(ctx, SHARED_REALM_KIND, &realm).await?;
+                let mut rep = realm_template(ctx).await?;
+                rep["realm"] = json!(realm);
+                rep["enabled"] = json!(true);
+                rep["displayName"] = json!("Tenants");
+                rep["organizationsEnabled"] = json!(true);
+                if !rep["attributes"].is_object() {
+                    rep["attributes"] = json!({});
+                }
+                rep["attributes"][SHARED_ATTRIBUTE] = json!(prefix);
+                if kc.create_realm(&rep).await? {
+                    tracing::info!(realm, "created the shared realm");
+                }
+                created = true;
+                continue;
+            }
+            // Claimed and committing, ours or another tenant's create.
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            _ => {
+                return Err(StepError::transient(format!(
+                    "realm {realm}: its create is still committing"
+                )));
+            }
         }
-        if std::time::Instant::now() > deadline {
-            return Err(StepError::transient(format!(
-                "realm {realm}: another create is still committing"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+    // Every time: a user's tenantId is dropped unless the realm's user
+    // profile declares it, and the realm's creator may have died before
+    // declaring it.
+    declare_attributes(kc, &realm).await?;
+    Ok(realm)
 }
 
 /// The organization carrying this tenant's id, if any.

@@ -16,6 +16,7 @@ mod qdrant_shared;
 mod record;
 mod register;
 mod storage;
+mod storage_prefix;
 mod validate;
 
 use crate::step::Step;

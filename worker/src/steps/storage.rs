@@ -3,7 +3,8 @@
 //! carries a mark with the tenant's id (file `.landlord-tenant` in the
 //! folder, empty object `.landlord-tenant-{id}` in the bucket); one without
 //! it is someone else's: refused at create, left alone (never emptied) by undo. Undo
-//! removes ours (a bucket is emptied first).
+//! removes ours (a bucket is emptied first). A plan in `prefix` mode with
+//! S3 uses `storage_prefix` instead; without S3 its folder is this one.
 
 use super::claim;
 use crate::clients::http::TracedSend;
@@ -11,6 +12,7 @@ use crate::clients::http::unexpected;
 use crate::step::{Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::backend::Backend;
+use landlord_shared::catalogue::StorageMode;
 use landlord_shared::config::S3Config;
 use rusty_s3::actions::{ListObjectsV2, S3Action};
 use rusty_s3::{Bucket, Credentials, UrlStyle};
@@ -21,19 +23,27 @@ use std::time::Duration;
 
 pub struct Storage;
 
+/// The run's plan's storage mode; runs from before plans had their own.
+fn mode(ctx: &StepCtx) -> StorageMode {
+    ctx.run
+        .plan
+        .as_ref()
+        .map_or(StorageMode::Dedicated, |p| p.0.storage)
+}
+
 /// Marker file holding the tenant's id (folder), or the prefix of the
 /// empty marker object `.landlord-tenant-{tenant id}` (bucket).
 const MARKER: &str = ".landlord-tenant";
 /// Temporary folders of an unfinished create: `{TMP_PREFIX}{key}-{random}`.
 const TMP_PREFIX: &str = ".landlord-tmp-";
 /// Presigned URLs are used at once; a minute covers clock skew.
-const SIGN_FOR: Duration = Duration::from_secs(60);
+pub(super) const SIGN_FOR: Duration = Duration::from_secs(60);
 
 fn folder(ctx: &StepCtx) -> PathBuf {
     ctx.deps.cfg.tenant_storage_root.join(ctx.key.as_str())
 }
 
-fn bucket(s3: &S3Config, name: String) -> Result<(Bucket, Credentials), StepError> {
+pub(super) fn bucket(s3: &S3Config, name: String) -> Result<(Bucket, Credentials), StepError> {
     let endpoint = s3
         .endpoint
         .parse()
@@ -351,6 +361,9 @@ impl Step for Storage {
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
         if let Some(s3) = s3_of(ctx)? {
+            if mode(ctx) == StorageMode::Prefix {
+                return super::storage_prefix::run(ctx, s3).await;
+            }
             return create_bucket(ctx, s3).await;
         }
         create_folder(ctx).await
@@ -358,6 +371,9 @@ impl Step for Storage {
 
     async fn compensate(&self, ctx: &StepCtx, _: Option<&Value>) -> Result<(), StepError> {
         if let Some(s3) = s3_of(ctx)? {
+            if mode(ctx) == StorageMode::Prefix {
+                return super::storage_prefix::compensate(ctx, s3).await;
+            }
             return remove_bucket(ctx, s3).await;
         }
         remove_folder(ctx).await
