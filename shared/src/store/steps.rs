@@ -49,7 +49,6 @@ pub struct StepInsert<'a> {
     pub skipped: Option<String>,
 }
 
-/// Writes a new run's whole timeline: skipped steps are final at once.
 /// The checkpoint the tenant's latest provisioning run stored for `step`.
 pub async fn provision_checkpoint(
     ex: impl PgExecutor<'_>,
@@ -68,6 +67,7 @@ pub async fn provision_checkpoint(
     Ok(found.flatten())
 }
 
+/// Writes a new run's whole timeline: skipped steps are final at once.
 pub async fn insert_steps(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,

@@ -1,0 +1,215 @@
+//! Pooled tenants on the whole stack (issue 22): a full `standard` tenant
+//! (organization, schema, shared Mongo and Qdrant, a prefix with its own
+//! key) against a full `enterprise` one (realm, database, Mongo database,
+//! collection, bucket), alternating in one run on one worker; then many
+//! `standard` tenants queued at once and drained by two worker processes.
+//!
+//! Run with `bench/run.sh pooled` (starts the test stack);
+//! `BENCH_POOLED_TENANTS` sets the drain's size (default 1000).
+
+mod common;
+#[path = "../tests/it/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+mod section;
+
+use chrono::Utc;
+use common::{machine, ms, pct, spawn_workers_with, stop};
+use harness::TestEnv;
+use landlord_shared::model::{AdminContact, ProvisionParams, Run};
+use landlord_shared::store;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+const COMPARE_RUNS: usize = 20;
+
+fn params(tenant: &str, plan: &str) -> ProvisionParams {
+    ProvisionParams {
+        plan: Some(plan.to_owned()),
+        domains: vec![format!("{tenant}.example.com")],
+        admin: Some(AdminContact {
+            email: format!("admin@{tenant}.example.com"),
+            first_name: "Bench".into(),
+            last_name: "Admin".into(),
+        }),
+    }
+}
+
+/// The run's total and each completed step's duration.
+async fn timings(env: &TestEnv, run: &Run) -> (f64, BTreeMap<String, f64>) {
+    let steps = store::steps_of_run(&env.pool, run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.status == "completed")
+        .map(|s| (s.name, ms(s.started_at.unwrap(), s.finished_at.unwrap())))
+        .collect();
+    (ms(run.created_at, run.finished_at.unwrap()), steps)
+}
+
+async fn provision(env: &TestEnv, tenant: &str, plan: &str) -> (f64, BTreeMap<String, f64>) {
+    let id = env.start_with(tenant, &params(tenant, plan)).await.run.id;
+    let run = env.wait_finished(id, Duration::from_secs(300)).await;
+    assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
+    timings(env, &run).await
+}
+
+async fn side_by_side(env: &TestEnv, out: &mut String) {
+    let workers = spawn_workers_with(env, 1, &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The first of each makes the shared realm, pool, bucket, template.
+    provision(env, "warmstd", "standard").await;
+    provision(env, "warment", "enterprise").await;
+    let mut totals: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut steps: BTreeMap<(&str, String), Vec<f64>> = BTreeMap::new();
+    for i in 0..COMPARE_RUNS {
+        for (plan, tenant) in [
+            ("standard", format!("std{i}")),
+            ("enterprise", format!("ent{i}")),
+        ] {
+            let (total, by_step) = provision(env, &tenant, plan).await;
+            totals.entry(plan).or_default().push(total);
+            for (name, v) in by_step {
+                steps.entry((plan, name)).or_default().push(v);
+            }
+        }
+    }
+    stop(workers).await;
+    let _ = writeln!(
+        out,
+        "### A full pooled tenant and a full silo tenant ({COMPARE_RUNS} of each, alternating, 1 worker process)\n\n\
+         standard: organization in the shared realm, schema, shared Mongo and Qdrant, a prefix with its own IAM key; \
+         enterprise: realm, database, Mongo database, collection, bucket.\n"
+    );
+    out.push_str("| measure | standard median | standard p99 | enterprise median | enterprise p99 |\n|---|---|---|---|---|\n");
+    let mut line = |name: &str, s: &[f64], e: &[f64]| {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |",
+            pct(s, 0.5),
+            pct(s, 0.99),
+            pct(e, 0.5),
+            pct(e, 0.99)
+        );
+    };
+    line(
+        "**total** (enqueue → run completed)",
+        &totals["standard"],
+        &totals["enterprise"],
+    );
+    for name in [
+        "identity", "postgres", "migrate", "mongo", "qdrant", "storage",
+    ] {
+        let empty = Vec::new();
+        line(
+            &format!("step {name}"),
+            steps.get(&("standard", name.to_owned())).unwrap_or(&empty),
+            steps
+                .get(&("enterprise", name.to_owned()))
+                .unwrap_or(&empty),
+        );
+    }
+    out.push('\n');
+}
+
+async fn drain(env: &TestEnv, out: &mut String) {
+    let n: usize = std::env::var("BENCH_POOLED_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let tenant = format!("pool{i}");
+        ids.push(
+            env.start_with(&tenant, &params(&tenant, "standard"))
+                .await
+                .run
+                .id,
+        );
+    }
+    let started = Instant::now();
+    let workers = spawn_workers_with(env, 2, &[]);
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM workflow_runs WHERE finished_at IS NULL")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the drain did not finish");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let took = started.elapsed();
+    stop(workers).await;
+    // Active time of a run: its first step's start to its end, so the
+    // queue's wait is left out; identity alone shows the organization
+    // create as the realm fills.
+    let mut active = Vec::with_capacity(n);
+    let mut identity = Vec::with_capacity(n);
+    for id in &ids {
+        let run = store::run_by_id(&env.pool, *id).await.unwrap().unwrap();
+        assert_eq!(run.status, "completed", "{:?}", run.error);
+        let steps = store::steps_of_run(&env.pool, *id).await.unwrap();
+        let first = steps.iter().filter_map(|s| s.started_at).min().unwrap();
+        active.push(ms(first, run.finished_at.unwrap()));
+        let ident = steps.iter().find(|s| s.name == "identity").unwrap();
+        identity.push(ms(ident.started_at.unwrap(), ident.finished_at.unwrap()));
+    }
+    let _ = writeln!(
+        out,
+        "### {n} pooled tenants queued at once, 2 worker processes\n\n\
+         All done in {:.1} s ({:.1} tenants/s); {n} organizations in one realm at the end.\n",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    out.push_str("| tenants (by creation) | active time median | p99 | identity step median | p99 | n |\n|---|---|---|---|---|---|\n");
+    let window = |from: usize, to: usize| (&active[from..to], &identity[from..to]);
+    let last = format!("#{}–#{n}", n.saturating_sub(19));
+    for (label, (a, i)) in [
+        ("#1–#20", window(0, 20.min(n))),
+        (last.as_str(), window(n.saturating_sub(20), n)),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
+            pct(a, 0.5),
+            pct(a, 0.99),
+            pct(i, 0.5),
+            pct(i, 0.99),
+            a.len()
+        );
+    }
+    if n >= 10 {
+        let _ = writeln!(
+            out,
+            "\nTenant #10: {:.1} ms active, identity {:.1} ms; tenant #{n}: {:.1} ms active, identity {:.1} ms ({:.2}× #10). Last 20 / first 20 (active, median): {:.2}×.\n",
+            active[9],
+            identity[9],
+            active[n - 1],
+            identity[n - 1],
+            active[n - 1] / active[9],
+            pct(&active[n.saturating_sub(20)..], 0.5) / pct(&active[..20.min(n)], 0.5)
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Pooled tenants on the whole stack ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), Keycloak (dev mode, H2), FerretDB, SeaweedFS and the Qdrant stand-in of deploy/stack.sh on the same cores; release build, default worker settings.\n",
+        Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        machine()
+    );
+    let env = TestEnv::full_stack(&[]).await;
+    side_by_side(&env, &mut out).await;
+    let env = TestEnv::full_stack(&[]).await;
+    drain(&env, &mut out).await;
+    print!("{out}");
+    section::write_section("pooled", &out);
+}
