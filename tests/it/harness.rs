@@ -146,6 +146,47 @@ impl TestEnv {
         }
     }
 
+    /// An environment whose plan catalogue is `text`, written into `dir`
+    /// (which must outlive it), on Postgres alone or the whole stack.
+    pub async fn with_catalogue(dir: &tempfile::TempDir, text: &str, full_stack: bool) -> Self {
+        let path = dir.path().join("plans.toml");
+        std::fs::write(&path, text).expect("write the catalogue");
+        let plans = [("LANDLORD_PLANS_PATH", path.to_str().expect("utf-8 path"))];
+        if full_stack {
+            Self::full_stack(&plans).await
+        } else {
+            Self::new(&plans).await
+        }
+    }
+
+    /// Provisions `tenant` and waits for its run, which must complete.
+    pub async fn provision_ok(
+        &self,
+        tenant: &str,
+        params: &ProvisionParams,
+        wait: Duration,
+    ) -> Uuid {
+        let id = self.start_with(tenant, params).await.run.id;
+        let run = self.wait_finished(id, wait).await;
+        assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
+        id
+    }
+
+    /// What Landlord records of the tenant's `service` connection (what
+    /// the application reads back): database or collection, and options.
+    pub async fn connection(&self, tenant: &str, service: &str) -> (String, serde_json::Value) {
+        sqlx::query_as::<_, (String, Option<sqlx::types::Json<serde_json::Value>>)>(
+            "SELECT c.db_name, c.options FROM tenant_connections c
+             JOIN tenants t ON t.id = c.tenant_id WHERE t.name = $1 AND c.service = $2",
+        )
+        .bind(tenant)
+        .bind(service)
+        .fetch_one(&self.pool)
+        .await
+        .map(|(db, opts)| (db, opts.map(|o| o.0).unwrap_or_default()))
+        .expect("the tenant's connection")
+    }
+
     pub fn key(&self, name: &str) -> TenantKey {
         TenantKey::parse(name).expect("test tenant key")
     }

@@ -6,7 +6,6 @@ use crate::probe::Probe;
 use landlord_shared::actions::{DeprovisionMode, rollback_run, start_deprovision};
 use landlord_shared::model::ProvisionParams;
 use mongodb::bson::{Document, doc};
-use serde_json::Value;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -22,33 +21,12 @@ mode = "shared"
 "#;
 
 async fn env(dir: &tempfile::TempDir) -> TestEnv {
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    TestEnv::full_stack(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await
+    TestEnv::with_catalogue(dir, CATALOGUE, true).await
 }
 
 async fn provision(env: &TestEnv, tenant: &str) -> uuid::Uuid {
-    let id = env
-        .start_with(tenant, &ProvisionParams::default())
+    env.provision_ok(tenant, &ProvisionParams::default(), WAIT)
         .await
-        .run
-        .id;
-    let run = env.wait_finished(id, WAIT).await;
-    assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
-    id
-}
-
-/// The mongodb connection Landlord records: database and options.
-async fn connection(env: &TestEnv, tenant: &str) -> (String, Value) {
-    sqlx::query_as::<_, (String, sqlx::types::Json<Value>)>(
-        "SELECT c.db_name, c.options FROM tenant_connections c JOIN tenants t ON t.id = c.tenant_id
-         WHERE t.name = $1 AND c.service = 'mongodb'",
-    )
-    .bind(tenant)
-    .fetch_one(&env.pool)
-    .await
-    .map(|(db, opts)| (db, opts.0))
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,8 +37,8 @@ async fn shared_database_keeps_tenants_apart_by_id_and_undo_deletes_only_theirs(
     let worker = env.spawn_worker().await;
     tokio::join!(provision(&env, "docsa"), provision(&env, "docsb"));
     let name = format!("{}_shared", env.prefix);
-    let (db_a, opts_a) = connection(&env, "docsa").await;
-    let (_, opts_b) = connection(&env, "docsb").await;
+    let (db_a, opts_a) = env.connection("docsa", "mongodb").await;
+    let (_, opts_b) = env.connection("docsb", "mongodb").await;
     assert_eq!(db_a, name);
     assert_eq!(opts_a["tenant_field"], "tenant_id");
     let (va, vb) = (

@@ -26,9 +26,7 @@ mode = "organization"
 "#;
 
 async fn org_env(dir: &tempfile::TempDir) -> TestEnv {
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    TestEnv::full_stack(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await
+    TestEnv::with_catalogue(dir, CATALOGUE, true).await
 }
 
 fn params(tenant: &str) -> ProvisionParams {
@@ -98,10 +96,7 @@ impl Shared<'_> {
 }
 
 async fn provision(env: &TestEnv, tenant: &str) -> uuid::Uuid {
-    let id = env.start_with(tenant, &params(tenant)).await.run.id;
-    let run = env.wait_finished(id, WAIT).await;
-    assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
-    id
+    env.provision_ok(tenant, &params(tenant), WAIT).await
 }
 
 /// A password grant through a client of the test's own (the tenant's app

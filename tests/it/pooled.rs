@@ -29,9 +29,7 @@ mode = "schema"
 
 /// An environment whose catalogue has `silo` (default) and `pooled`.
 pub async fn pooled_env(dir: &tempfile::TempDir) -> TestEnv {
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    TestEnv::new(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await
+    TestEnv::with_catalogue(dir, CATALOGUE, false).await
 }
 
 fn pooled() -> ProvisionParams {

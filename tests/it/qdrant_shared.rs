@@ -73,32 +73,13 @@ async fn provision(env: &TestEnv, tenant: &str, plan: &str) -> uuid::Uuid {
         plan: Some(plan.into()),
         ..Default::default()
     };
-    let id = env.start_with(tenant, &params).await.run.id;
-    let run = env.wait_finished(id, WAIT).await;
-    assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
-    id
-}
-
-/// The qdrant connection Landlord records for the tenant: what the SaaS
-/// application reads back.
-async fn connection(env: &TestEnv, tenant: &str) -> (String, Value) {
-    sqlx::query_as::<_, (String, sqlx::types::Json<Value>)>(
-        "SELECT c.db_name, c.options FROM tenant_connections c JOIN tenants t ON t.id = c.tenant_id
-         WHERE t.name = $1 AND c.service = 'qdrant'",
-    )
-    .bind(tenant)
-    .fetch_one(&env.pool)
-    .await
-    .map(|(db, opts)| (db, opts.0))
-    .unwrap()
+    env.provision_ok(tenant, &params, WAIT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_collection_keeps_tenants_apart_by_filter_and_undo_deletes_only_theirs() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    let env = TestEnv::full_stack(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await;
+    let env = TestEnv::with_catalogue(&dir, CATALOGUE, true).await;
     let q = Qdrant {
         url: env.cfg.qdrant.as_ref().unwrap().url.clone(),
         http: reqwest::Client::new(),
@@ -127,8 +108,8 @@ async fn shared_collection_keeps_tenants_apart_by_filter_and_undo_deletes_only_t
     );
 
     // What the application reads back, and writes with.
-    let (db_a, opts_a) = connection(&env, "vecsa").await;
-    let (db_b, opts_b) = connection(&env, "vecsb").await;
+    let (db_a, opts_a) = env.connection("vecsa", "qdrant").await;
+    let (db_b, opts_b) = env.connection("vecsb", "qdrant").await;
     assert_eq!(
         (db_a.as_str(), db_b.as_str()),
         (collection.as_str(), collection.as_str())

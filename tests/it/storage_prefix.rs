@@ -25,14 +25,8 @@ mode = "prefix"
 "#;
 
 async fn provision(env: &TestEnv, tenant: &str) -> uuid::Uuid {
-    let id = env
-        .start_with(tenant, &ProvisionParams::default())
+    env.provision_ok(tenant, &ProvisionParams::default(), WAIT)
         .await
-        .run
-        .id;
-    let run = env.wait_finished(id, WAIT).await;
-    assert_eq!(run.status, "completed", "{tenant}: {:?}", run.error);
-    id
 }
 
 struct S3 {
@@ -105,9 +99,7 @@ async fn creds_of(env: &TestEnv, run: uuid::Uuid) -> (Credentials, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_tenants_share_a_bucket_each_with_credentials_for_its_prefix_only() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    let env = TestEnv::full_stack(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await;
+    let env = TestEnv::with_catalogue(&dir, CATALOGUE, true).await;
     let worker = env.spawn_worker().await;
     let (a, b) = tokio::join!(provision(&env, "filesa"), provision(&env, "filesb"));
     let (ca, out_a) = creds_of(&env, a).await;

@@ -30,9 +30,7 @@ template = "crm"
 "#;
 
 async fn templates_env(dir: &tempfile::TempDir) -> TestEnv {
-    let path = dir.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
-    TestEnv::new(&[("LANDLORD_PLANS_PATH", path.to_str().unwrap())]).await
+    TestEnv::with_catalogue(dir, CATALOGUE, false).await
 }
 
 /// `landlord templates …` with the environment's variables.

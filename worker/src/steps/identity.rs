@@ -254,6 +254,30 @@ pub(super) async fn find_user(
         .map(str::to_owned))
 }
 
+/// Creates user `rep` (or, found after a crash, updates it and sets the
+/// password in `credential` again): its id.
+pub(super) async fn upsert_user(
+    kc: &Keycloak,
+    realm: &str,
+    username: &str,
+    rep: &Value,
+    credential: &Value,
+) -> Result<String, StepError> {
+    let created = kc.create(&format!("/{realm}/users"), rep).await?;
+    let user_id = find_user(kc, realm, username)
+        .await?
+        .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
+    if !created {
+        kc.put(&format!("/{realm}/users/{user_id}"), rep).await?;
+        kc.put(
+            &format!("/{realm}/users/{user_id}/reset-password"),
+            credential,
+        )
+        .await?;
+    }
+    Ok(user_id)
+}
+
 /// Creates the admin (or finds it after a crash) and sets a fresh password
 /// that is stored first, so the stored one is always the one that works.
 async fn ensure_admin(
@@ -281,18 +305,7 @@ async fn ensure_admin(
         "attributes": { "tenantId": [tenant_id.to_string()], "role": ["admin"] },
         "credentials": [credential],
     });
-    let created = kc.create(&format!("/{realm}/users"), &rep).await?;
-    let user_id = find_user(kc, realm, &username)
-        .await?
-        .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
-    if !created {
-        kc.put(&format!("/{realm}/users/{user_id}"), &rep).await?;
-        kc.put(
-            &format!("/{realm}/users/{user_id}/reset-password"),
-            &credential,
-        )
-        .await?;
-    }
+    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
     let mgmt = kc
         .get_json(&format!("/{realm}/clients?clientId=realm-management"))
         .await?

@@ -17,6 +17,7 @@
 use super::claim;
 use super::identity::{
     OWNER_ATTRIBUTE, admin_of, declare_attributes, find_user, keycloak, realm_template, secrets,
+    upsert_user,
 };
 use crate::clients::keycloak::Keycloak;
 use crate::step::{StepCtx, StepError};
@@ -273,18 +274,7 @@ async fn ensure_admin(
         "attributes": { "tenantId": [tenant_id], "role": ["admin"] },
         "credentials": [credential],
     });
-    let created = kc.create(&format!("/{realm}/users"), &rep).await?;
-    let user_id = find_user(kc, realm, &username)
-        .await?
-        .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
-    if !created {
-        kc.put(&format!("/{realm}/users/{user_id}"), &rep).await?;
-        kc.put(
-            &format!("/{realm}/users/{user_id}/reset-password"),
-            &credential,
-        )
-        .await?;
-    }
+    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
     // 409: a member already, from an earlier attempt.
     kc.create(
         &format!("/{realm}/organizations/{org}/members"),
