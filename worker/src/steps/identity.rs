@@ -254,9 +254,43 @@ pub(super) async fn find_user(
         .map(str::to_owned))
 }
 
+/// Creates the tenant's admin user in `realm` with a fresh password,
+/// stored at `secret_ref` first so the stored one is always the one that
+/// works; found after a crash, it is updated and given that password.
+/// Its username and id.
+pub(super) async fn put_admin(
+    kc: &Keycloak,
+    realm: &str,
+    ctx: &StepCtx,
+    secret_ref: &str,
+) -> Result<(String, String), StepError> {
+    let admin = admin_of(ctx);
+    let username = admin.email.to_lowercase();
+    let tenant_id = ctx.require_tenant_id()?;
+    let password = generate_password(24);
+    secrets(ctx)?
+        .put(&ctx.deps.master, secret_ref, &password)
+        .await
+        .map_err(StepError::transient)?;
+    let credential =
+        json!({ "type": "password", "value": password.expose_secret(), "temporary": false });
+    let rep = json!({
+        "username": username,
+        "email": admin.email,
+        "firstName": admin.first_name,
+        "lastName": admin.last_name,
+        "enabled": true,
+        "emailVerified": true,
+        "attributes": { "tenantId": [tenant_id.to_string()], "role": ["admin"] },
+        "credentials": [credential],
+    });
+    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
+    Ok((username, user_id))
+}
+
 /// Creates user `rep` (or, found after a crash, updates it and sets the
 /// password in `credential` again): its id.
-pub(super) async fn upsert_user(
+async fn upsert_user(
     kc: &Keycloak,
     realm: &str,
     username: &str,
@@ -285,27 +319,7 @@ async fn ensure_admin(
     realm: &str,
     ctx: &StepCtx,
 ) -> Result<(String, String), StepError> {
-    let admin = admin_of(ctx);
-    let username = admin.email.to_lowercase();
-    let tenant_id = ctx.require_tenant_id()?;
-    let password = generate_password(24);
-    secrets(ctx)?
-        .put(&ctx.deps.master, &admin_secret_ref(realm), &password)
-        .await
-        .map_err(StepError::transient)?;
-    let credential =
-        json!({ "type": "password", "value": password.expose_secret(), "temporary": false });
-    let rep = json!({
-        "username": username,
-        "email": admin.email,
-        "firstName": admin.first_name,
-        "lastName": admin.last_name,
-        "enabled": true,
-        "emailVerified": true,
-        "attributes": { "tenantId": [tenant_id.to_string()], "role": ["admin"] },
-        "credentials": [credential],
-    });
-    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
+    let (username, user_id) = put_admin(kc, realm, ctx, &admin_secret_ref(realm)).await?;
     let mgmt = kc
         .get_json(&format!("/{realm}/clients?clientId=realm-management"))
         .await?

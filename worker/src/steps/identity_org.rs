@@ -16,13 +16,11 @@
 
 use super::claim;
 use super::identity::{
-    OWNER_ATTRIBUTE, admin_of, declare_attributes, find_user, keycloak, realm_template, secrets,
-    upsert_user,
+    OWNER_ATTRIBUTE, admin_of, declare_attributes, find_user, keycloak, put_admin, realm_template,
 };
 use crate::clients::keycloak::Keycloak;
 use crate::step::{StepCtx, StepError};
-use landlord_shared::secrets::{SecretStore, generate_password};
-use secrecy::ExposeSecret;
+use landlord_shared::secrets::SecretStore;
 use serde_json::{Value, json};
 use url::form_urlencoded::byte_serialize;
 
@@ -253,28 +251,8 @@ async fn ensure_admin(
             ));
         }
     }
-    let password = generate_password(24);
-    secrets(ctx)?
-        .put(
-            &ctx.deps.master,
-            &admin_secret_ref(realm, ctx.key.as_str()),
-            &password,
-        )
-        .await
-        .map_err(StepError::transient)?;
-    let credential =
-        json!({ "type": "password", "value": password.expose_secret(), "temporary": false });
-    let rep = json!({
-        "username": username,
-        "email": admin.email,
-        "firstName": admin.first_name,
-        "lastName": admin.last_name,
-        "enabled": true,
-        "emailVerified": true,
-        "attributes": { "tenantId": [tenant_id], "role": ["admin"] },
-        "credentials": [credential],
-    });
-    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
+    let (username, user_id) =
+        put_admin(kc, realm, ctx, &admin_secret_ref(realm, ctx.key.as_str())).await?;
     // 409: a member already, from an earlier attempt.
     kc.create(
         &format!("/{realm}/organizations/{org}/members"),

@@ -15,6 +15,7 @@
 //! root is a folder, which the dedicated mode already makes.
 
 use super::claim;
+use super::identity::secrets;
 use super::storage::{SIGN_FOR, bucket};
 use crate::clients::http::{TracedSend, unexpected};
 use crate::clients::iam::{Iam, failed, values};
@@ -289,13 +290,6 @@ async fn ensure_user(ctx: &StepCtx, iam: &Iam<'_>, bucket: &str) -> Result<Strin
     Ok(id)
 }
 
-fn secrets(ctx: &StepCtx) -> Result<&SecretStore, StepError> {
-    ctx.deps
-        .secrets
-        .as_ref()
-        .ok_or_else(|| StepError::permanent("LANDLORD_SECRET_KEY is not configured"))
-}
-
 pub(super) async fn run(ctx: &StepCtx, s3: &S3Config) -> Result<Value, StepError> {
     let (b, creds) = ensure_bucket(ctx, s3).await?;
     ensure_prefix(ctx, &b, &creds).await?;
@@ -339,7 +333,8 @@ pub(super) async fn compensate(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepE
     let iam = Iam::new(&ctx.deps.http, s3);
     let user = user_name(ctx);
     let policy_name = policy_name(ctx)?;
-    let ours = match user_is_ours(&iam, &user, &policy_name).await? {
+    let found = user_is_ours(&iam, &user, &policy_name).await?;
+    let ours = match found {
         None => false,
         Some(true) => true,
         Some(false) => claim::is_claimed(ctx, USER_KIND, &user).await?,
@@ -366,7 +361,7 @@ pub(super) async fn compensate(ctx: &StepCtx, s3: &S3Config) -> Result<(), StepE
         if !gone.status.is_success() && !gone.is("NoSuchEntity") {
             return Err(failed("DeleteUser", &gone));
         }
-    } else if user_is_ours(&iam, &user, &policy_name).await?.is_some() {
+    } else if found.is_some() {
         claim::left_alone(ctx, USER_KIND, &user, "no landlord policy for this tenant");
     }
     claim::release(ctx, USER_KIND, &user).await?;
