@@ -145,3 +145,71 @@ async fn a_paused_worker_that_lost_its_job_claims_nothing() {
     let postgres = env.step(run.id, "postgres").await;
     assert_eq!((postgres.attempts, postgres.lost_attempts), (1, 0));
 }
+
+/// apalis presumes a slow worker dead and hands its job out again; the
+/// same worker takes it back, so one process holds two deliveries of the
+/// run's job. The first one's outcome is refused; its ack must not mark
+/// the job done while the second still drives the run, or a crash of the
+/// worker right then would leave the run with no job to resume it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_delivered_twice_to_one_worker_survives_its_crash() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let run = env.start("twice").await.run;
+    let mut a = env.worker_process(&[("LANDLORD_FAULTS", "postgres:sleep-after:8000")], &a_log);
+    wait_until("A inside the postgres step", 60, async || {
+        env.step(run.id, "postgres").await.status == "running"
+    })
+    .await;
+    // Three seconds into A's first attempt: it reports five seconds before
+    // the second one does.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // What apalis does to the jobs of a worker whose heartbeats it missed
+    // (queries/backend/reenqueue_orphaned.sql), with A still alive.
+    let requeued = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Pending', done_at = NULL, lock_by = NULL,
+                lock_at = NULL, attempts = attempts + 1
+         WHERE status = 'Running' AND convert_from(job, 'UTF8')::jsonb->>'run_id' = $1",
+    )
+    .bind(run.id.to_string())
+    .execute(&env.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(requeued, 1);
+    wait_until("A's second delivery claimed the step", 30, async || {
+        env.step(run.id, "postgres").await.attempts == 2
+    })
+    .await;
+    wait_until("A's first delivery refused", 30, async || {
+        std::fs::read_to_string(&a_log)
+            .unwrap_or_default()
+            .contains("attempt outcome refused")
+    })
+    .await;
+    // The second delivery still sleeps in the step: the job is not done.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.step(run.id, "postgres").await.status, "running");
+    let jobs = env.jobs_of(run.id).await;
+    assert!(
+        jobs.iter().any(|j| j.2 == "Running"),
+        "the first delivery's ack closed the job the second still drives: {jobs:?}"
+    );
+    signal(&a, "-KILL");
+    let _ = a.wait().await;
+
+    let mut b = env.worker_process(&[], &b_log);
+    let run = env.wait_finished(run.id, Duration::from_secs(90)).await;
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let _ = b.start_kill();
+    assert_eq!(env.databases_and_roles("twice").await, (1, 1));
+    let checkpoints = env
+        .count(
+            "SELECT count(*) FROM tenant_provision_logs
+             WHERE step = 'postgres' AND status = 'success' AND run_id::text = $1",
+            run.id,
+        )
+        .await;
+    assert_eq!(checkpoints, 1);
+}

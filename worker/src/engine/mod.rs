@@ -12,6 +12,7 @@
 mod attempt;
 mod backoff;
 mod cancel;
+mod deliveries;
 mod forward;
 mod observe;
 mod undo;
@@ -62,6 +63,8 @@ pub struct Engine {
     /// Jobs this process is handling now: with every slot taken, a run is
     /// handed back at its step boundary if a recovered job waits.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// Deliveries of each run's job live here, acked together.
+    deliveries: deliveries::Deliveries,
 }
 
 /// Counts a job in [`Engine::in_flight`] while it is handled.
@@ -91,6 +94,7 @@ impl Engine {
             name,
             draining: std::sync::atomic::AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            deliveries: deliveries::Deliveries::default(),
         }
     }
 

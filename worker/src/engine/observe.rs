@@ -79,6 +79,13 @@ impl Engine {
         origin: Option<&str>,
     ) -> Result<(), EngineError> {
         let _counted = self.count_in_flight();
+        let delivery = self.deliveries.enter(job.run_id);
+        let handled = self.handle_delivery(job, origin).await;
+        delivery.leave().await;
+        handled
+    }
+
+    async fn handle_delivery(&self, job: StepJob, origin: Option<&str>) -> Result<(), EngineError> {
         let master = &self.deps.master;
         let Some(run) = store::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
