@@ -343,7 +343,7 @@ fn config_check(cfg: &Config) -> ExitCode {
     let runs: Vec<&str> = plan
         .iter()
         .filter(|s| s.skipped.is_none())
-        .map(|s| s.name)
+        .map(|s| s.name.as_ref())
         .collect();
     println!("steps this process can run: {}", runs.join(", "));
     for s in plan.iter().filter(|s| s.skipped.is_some()) {

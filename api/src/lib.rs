@@ -18,7 +18,7 @@ mod views;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::routes::{health, provision, runs, tenant_actions, tenants};
+use crate::routes::{callbacks, health, provision, runs, tenant_actions, tenants};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -71,6 +71,7 @@ fn public_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(callbacks::report))
 }
 
 /// The document /openapi.json serves.

@@ -44,6 +44,7 @@ impl From<StartError> for ActionError {
 
 /// Step states that may have left something behind to undo.
 pub const UNDOABLE: &[StepStatus] = &[
+    StepStatus::Awaiting,
     StepStatus::Completed,
     StepStatus::Failed,
     StepStatus::Compensating,
@@ -94,11 +95,7 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
         "retry requested by an operator",
     )
     .await?;
-    let job = StepJob {
-        run_id,
-        position,
-        direction: Direction::Forward,
-    };
+    let job = StepJob::new(run_id, position, Direction::Forward);
     push_step_job(&mut tx, &job, Duration::ZERO).await?;
     tx.commit().await?;
     Ok(run)
@@ -164,11 +161,7 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
     let last = store::last_step_in(&mut *tx, run.id, i32::MAX, UNDOABLE).await?;
     match last {
         Some(position) => {
-            let job = StepJob {
-                run_id: run.id,
-                position,
-                direction: Direction::Undo,
-            };
+            let job = StepJob::new(run.id, position, Direction::Undo);
             push_step_job(tx, &job, Duration::ZERO).await?;
         }
         None => {
@@ -214,6 +207,15 @@ pub async fn cancel_run(pool: &PgPool, run_id: Uuid, compensate: bool) -> Result
             msg,
         )
         .await?;
+    }
+    // A step awaiting its executor's callback has no job to reach the
+    // next step boundary with: wake it, so the cancel takes effect now.
+    if let Some((position, attempt)) = store::awaiting_step(&mut *tx, run_id).await? {
+        let job = StepJob {
+            wake: Some(attempt),
+            ..StepJob::new(run_id, position, Direction::Forward)
+        };
+        push_step_job(&mut tx, &job, std::time::Duration::ZERO).await?;
     }
     tx.commit().await?;
     Ok(run)
@@ -339,7 +341,7 @@ async fn plan_deprovision(
     let (steps, live) = provisioned(tx, tenant_id, key).await?;
     Ok(steps_for(mode.kind())
         .iter()
-        .map(|(name, _)| {
+        .map(|&(name, _)| {
             let Some(source) = deprovision_source(name) else {
                 return PlannedStep::runs(name, None);
             };

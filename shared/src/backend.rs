@@ -91,7 +91,8 @@ impl fmt::Display for Backend {
 /// A row of a run's timeline as decided when the run is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStep {
-    pub name: &'static str,
+    /// A built-in step's name, or a plan's custom step's.
+    pub name: std::borrow::Cow<'static, str>,
     /// The backend a worker must have to run (or undo) the step.
     pub needs: Option<Backend>,
     /// Why the step will not run at all, decided now.
@@ -99,17 +100,17 @@ pub struct PlannedStep {
 }
 
 impl PlannedStep {
-    pub fn runs(name: &'static str, needs: Option<Backend>) -> Self {
+    pub fn runs(name: impl Into<std::borrow::Cow<'static, str>>, needs: Option<Backend>) -> Self {
         Self {
-            name,
+            name: name.into(),
             needs,
             skipped: None,
         }
     }
 
-    pub fn skipped(name: &'static str, reason: String) -> Self {
+    pub fn skipped(name: impl Into<std::borrow::Cow<'static, str>>, reason: String) -> Self {
         Self {
-            name,
+            name: name.into(),
             needs: None,
             skipped: Some(reason),
         }

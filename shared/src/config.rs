@@ -56,6 +56,10 @@ pub struct Config {
     /// Where a worker serves `GET /metrics` (`LANDLORD_METRICS_BIND`,
     /// host:port); no listener when unset.
     pub metrics_bind: Option<String>,
+    /// The API's base URL as the executors of custom steps reach it
+    /// (`LANDLORD_CALLBACK_URL`): they report accepted work there. Without
+    /// it an executor must answer done or failed in the call itself.
+    pub callback_url: Option<String>,
     /// `CONNECTION LIMIT` of each tenant's Postgres role
     /// (`LANDLORD_TENANT_CONNECTION_LIMIT`, default 20).
     pub tenant_connection_limit: u32,
@@ -281,6 +285,17 @@ impl Config {
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
             faults,
             metrics_bind: get("LANDLORD_METRICS_BIND"),
+            callback_url: get("LANDLORD_CALLBACK_URL")
+                .map(|raw| match url::Url::parse(&raw) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
+                        Ok(raw.trim_end_matches('/').to_owned())
+                    }
+                    _ => Err(ConfigError::Invalid {
+                        name: "LANDLORD_CALLBACK_URL",
+                        reason: format!("'{raw}' is not an absolute http(s) URL"),
+                    }),
+                })
+                .transpose()?,
             tenant_connection_limit: parse_u64("LANDLORD_TENANT_CONNECTION_LIMIT", 20)?
                 .min(i32::MAX.unsigned_abs().into())
                 .try_into()
@@ -425,6 +440,7 @@ impl Config {
                 self.session_sweep.map_or_else(|| "0".to_owned(), ms),
             ),
             ("WEBHOOK_URL", opt(self.notify.webhook_url.as_deref())),
+            ("LANDLORD_CALLBACK_URL", opt(self.callback_url.as_deref())),
             (
                 "WEBHOOK_SECRET",
                 secret(self.notify.webhook_secret.as_ref()),

@@ -23,6 +23,23 @@ pub struct StepJob {
     pub run_id: Uuid,
     pub position: i32,
     pub direction: Direction,
+    /// Wakes this attempt of a step awaiting its executor's callback (the
+    /// callback came, its deadline passed, or an operator cancelled the
+    /// run), and nothing else: it is dropped once that attempt no longer
+    /// awaits, so a late one never takes over a run some worker drives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<i32>,
+}
+
+impl StepJob {
+    pub fn new(run_id: Uuid, position: i32, direction: Direction) -> Self {
+        Self {
+            run_id,
+            position,
+            direction,
+            wake: None,
+        }
+    }
 }
 
 /// Delivery of one outbox event to every configured channel.

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod backend;
 pub mod catalogue;
 pub mod config;
+pub mod executor;
 pub mod faults;
 pub mod jobs;
 pub mod metrics;

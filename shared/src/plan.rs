@@ -60,7 +60,7 @@ pub fn steps_for(kind: RunKind) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-pub fn describe(step: &str) -> &'static str {
+fn builtin(step: &str) -> Option<&'static str> {
     [
         PROVISION_STEPS,
         DEPROVISION_SOFT_STEPS,
@@ -69,7 +69,18 @@ pub fn describe(step: &str) -> &'static str {
     .iter()
     .flat_map(|plan| plan.iter())
     .find(|(name, _)| *name == step)
-    .map_or("", |(_, what)| what)
+    .map(|(_, what)| *what)
+}
+
+/// Whether any run kind has a step of this name.
+pub fn is_builtin_step(name: &str) -> bool {
+    builtin(name).is_some() || name == "http"
+}
+
+/// What a step does, for logs and the API; a plan's custom steps are
+/// calls to their executors.
+pub fn describe(step: &str) -> &'static str {
+    builtin(step).unwrap_or("Calling the step's executor")
 }
 
 /// A provisioning run's timeline: a step the plan leaves out, or whose
@@ -86,11 +97,16 @@ pub fn plan_provision_for(
     has: impl Fn(Backend) -> bool,
     storage: Backend,
 ) -> Vec<PlannedStep> {
-    PROVISION_STEPS
+    // Custom steps run after the built-in resource steps, before `record`.
+    let custom = plan
+        .http
         .iter()
-        .map(|(name, _)| {
+        .map(|h| PlannedStep::runs(h.name.clone(), None));
+    let (resources, last) = PROVISION_STEPS.split_at(PROVISION_STEPS.len() - 2);
+    let builtin = |steps: &'static [(&'static str, &'static str)]| {
+        steps.iter().map(|(name, _)| {
             if !plan.runs(name) {
-                return PlannedStep::skipped(name, format!("not in plan '{}'", plan.name));
+                return PlannedStep::skipped(*name, format!("not in plan '{}'", plan.name));
             }
             let needs = match *name {
                 "storage" => Some(storage),
@@ -98,12 +114,16 @@ pub fn plan_provision_for(
             };
             match needs {
                 Some(b) if !has(b) => PlannedStep::skipped(
-                    name,
+                    *name,
                     format!("not configured in this deployment ({})", b.variable()),
                 ),
-                needs => PlannedStep::runs(name, needs),
+                needs => PlannedStep::runs(*name, needs),
             }
         })
+    };
+    builtin(resources)
+        .chain(custom)
+        .chain(builtin(last))
         .collect()
 }
 

@@ -126,7 +126,7 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
         .steps
         .iter()
         .map(|s| store::StepInsert {
-            name: s.name,
+            name: &s.name,
             needs: s.needs.map(|b| b.as_str()),
             skipped: s.skipped.clone(),
         })
@@ -140,11 +140,11 @@ pub async fn create_run(tx: &mut PgConnection, new: &NewRun<'_>) -> Result<Start
         .iter()
         .position(|s| s.skipped.is_none())
         .unwrap_or(0);
-    let job = StepJob {
-        run_id: run.id,
-        position: i32::try_from(first).unwrap_or(0),
-        direction: Direction::Forward,
-    };
+    let job = StepJob::new(
+        run.id,
+        i32::try_from(first).unwrap_or(0),
+        Direction::Forward,
+    );
     push_step_job(tx, &job, Duration::ZERO).await?;
     // Counted before the caller commits: a rolled-back start over-counts,
     // which is rare and harmless for a rate.

@@ -12,6 +12,7 @@ mod failures;
 mod fencing;
 mod fuzz;
 mod harness;
+mod http_steps;
 mod mongo_shared;
 mod notify;
 mod observe;

@@ -111,6 +111,16 @@ impl StepCtx {
     }
 }
 
+/// How a step's attempt ended when it did not fail.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The work is done; its checkpoint.
+    Done(Value),
+    /// An executor took the work on and reports its end by a callback
+    /// (a plan's custom steps).
+    Accepted,
+}
+
 #[async_trait]
 pub trait Step: Send + Sync + 'static {
     fn name(&self) -> &'static str;
@@ -119,6 +129,12 @@ pub trait Step: Send + Sync + 'static {
     /// interrupted attempt is run again. A `"resources"` array of
     /// `{kind, name}` in the output is recorded in `tenant_resources`.
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError>;
+
+    /// Starts the work: done (the checkpoint), or accepted by an executor
+    /// that reports later. Built-in steps are done when `run` returns.
+    async fn start(&self, ctx: &StepCtx) -> Result<Outcome, StepError> {
+        self.run(ctx).await.map(Outcome::Done)
+    }
 
     /// Undoes `run`. `output` is `None` when the step failed or was
     /// interrupted before checkpointing, so this must also clean up partial

@@ -1,6 +1,7 @@
 //! Handlers, one file per resource, and what they share: resolving a
 //! tenant from a path segment, list parameters.
 
+pub mod callbacks;
 pub mod health;
 pub mod provision;
 pub mod runs;

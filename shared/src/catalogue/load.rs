@@ -4,8 +4,8 @@
 //! usual YAML crate, is archived.
 
 use super::{
-    Catalogue, IdentityMode, MongoMode, Naming, OPTIONAL_STEPS, Plan, PostgresMode, PostgresPlan,
-    QdrantMode, StorageMode, TEMPLATE_KEYS, Tier,
+    Catalogue, HttpStep, IdentityMode, MongoMode, Naming, OPTIONAL_STEPS, Plan, PostgresMode,
+    PostgresPlan, QdrantMode, StorageMode, TEMPLATE_KEYS, Tier,
 };
 use crate::request::valid_plan;
 use serde::Deserialize;
@@ -29,6 +29,21 @@ pub struct CatalogueError {
 struct FileDoc {
     default: Spanned<String>,
     plans: BTreeMap<String, Spanned<PlanDoc>>,
+    #[serde(default)]
+    http_steps: BTreeMap<String, Spanned<HttpStepDoc>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpStepDoc {
+    start: Spanned<String>,
+    undo: Option<Spanned<String>>,
+    #[serde(default = "half_an_hour")]
+    timeout_secs: u64,
+}
+
+fn half_an_hour() -> u64 {
+    1800
 }
 
 #[derive(Deserialize)]
@@ -131,6 +146,7 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
         }
     };
     let doc: FileDoc = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
+    let http_steps = http_steps(doc.http_steps).map_err(|(span, msg)| at(Some(span), msg))?;
     let mut plans = BTreeMap::new();
     for (name, plan) in doc.plans {
         let span = plan.span();
@@ -144,13 +160,19 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
             ));
         }
         let mut steps: Vec<String> = Vec::new();
+        let mut http = Vec::new();
         for step in plan.steps.get_ref() {
             let s = step.get_ref();
-            if !OPTIONAL_STEPS.contains(&s.as_str()) {
+            if let Some(custom) = http_steps.get(s) {
+                if !http.contains(custom) {
+                    http.push(custom.clone());
+                }
+            } else if !OPTIONAL_STEPS.contains(&s.as_str()) {
                 return Err(at(
                     Some(step.span()),
                     format!(
-                        "plan '{name}': unknown step '{s}'; a plan chooses among {}",
+                        "plan '{name}': unknown step '{s}'; a plan chooses among {} and the \
+                         catalogue's [http_steps]",
                         OPTIONAL_STEPS.join(", ")
                     ),
                 ));
@@ -171,8 +193,14 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
                 ));
             }
         }
-        // The engine's order, whatever the file's.
-        steps.sort_by_key(|s| OPTIONAL_STEPS.iter().position(|o| o == s));
+        // The engine's order, whatever the file's; custom steps last, in
+        // the file's order (a stable sort).
+        steps.sort_by_key(|s| {
+            OPTIONAL_STEPS
+                .iter()
+                .position(|o| o == s)
+                .unwrap_or(OPTIONAL_STEPS.len())
+        });
         let template = plan.postgres.template;
         if !TEMPLATE_KEYS.contains(&template.get_ref().as_str()) {
             let span = Some(template.span())
@@ -195,6 +223,7 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
                 description: plan.description,
                 naming: plan.naming,
                 steps,
+                http,
                 identity: plan.identity.mode,
                 postgres: PostgresPlan {
                     mode: plan.postgres.mode,
@@ -222,7 +251,67 @@ pub(super) fn parse(source: &str, text: &str) -> Result<Catalogue, CatalogueErro
         source: source.to_owned(),
         default: doc.default.into_inner(),
         plans,
+        http_steps,
     })
+}
+
+/// Checks the custom steps: names that cannot be mistaken for a built-in
+/// step, and absolute http(s) URLs.
+fn http_steps(
+    docs: BTreeMap<String, Spanned<HttpStepDoc>>,
+) -> Result<BTreeMap<String, HttpStep>, (Range<usize>, String)> {
+    let mut steps = BTreeMap::new();
+    for (name, doc) in docs {
+        let span = doc.span();
+        let doc = doc.into_inner();
+        let valid = !name.is_empty()
+            && name.len() <= 40
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err((
+                span,
+                format!("http step name '{name}' must be 1 to 40 characters of a-z, 0-9, '_'"),
+            ));
+        }
+        if crate::plan::is_builtin_step(&name) {
+            return Err((
+                span,
+                format!("http step '{name}' has the name of a built-in step"),
+            ));
+        }
+        if doc.timeout_secs == 0 {
+            return Err((
+                span,
+                format!("http step '{name}': timeout_secs must be at least 1"),
+            ));
+        }
+        for url in std::iter::once(&doc.start).chain(doc.undo.as_ref()) {
+            match url::Url::parse(url.get_ref()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+                _ => {
+                    return Err((
+                        url.span(),
+                        format!(
+                            "http step '{name}': '{}' is not an absolute http(s) URL",
+                            url.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        steps.insert(
+            name.clone(),
+            HttpStep {
+                name,
+                start: doc.start.into_inner(),
+                undo: doc.undo.map(Spanned::into_inner),
+                timeout_secs: doc.timeout_secs,
+            },
+        );
+    }
+    Ok(steps)
 }
 
 /// 1-based line and column (in characters) of a byte offset.

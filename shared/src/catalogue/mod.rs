@@ -131,6 +131,25 @@ pub struct PostgresPlan {
     pub template: String,
 }
 
+/// A custom step: an executor outside Landlord does its work over HTTP
+/// (infrastructure, an application-plane deploy, DNS: seed 004's "if
+/// configured" steps). It runs after the built-in resource steps, before
+/// `record`, in the order the plan lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HttpStep {
+    #[schema(example = "dns")]
+    pub name: String,
+    /// POSTed to do the work.
+    #[schema(example = "http://executor:8080/dns/apply")]
+    pub start: String,
+    /// POSTed to undo it (rollback, hard deprovisioning); none when there
+    /// is nothing to undo.
+    pub undo: Option<String>,
+    /// How long the executor may take once it has accepted the work,
+    /// before its callback is overdue and the attempt counts as failed.
+    pub timeout_secs: u64,
+}
+
 /// One plan as the catalogue defines it, and as a run stores it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Plan {
@@ -139,8 +158,13 @@ pub struct Plan {
     pub tier: Tier,
     pub description: String,
     pub naming: Naming,
-    /// The optional provisioning steps that run, in the engine's order.
+    /// The optional provisioning steps that run, in the engine's order,
+    /// then the plan's custom steps in its own.
     pub steps: Vec<String>,
+    /// The custom steps the plan runs, as they were defined when the run
+    /// was created.
+    #[serde(default)]
+    pub http: Vec<HttpStep>,
     pub identity: IdentityMode,
     pub postgres: PostgresPlan,
     pub mongo: MongoMode,
@@ -153,6 +177,11 @@ impl Plan {
     pub fn runs(&self, step: &str) -> bool {
         !OPTIONAL_STEPS.contains(&step) || self.steps.iter().any(|s| s == step)
     }
+
+    /// The plan's custom step of that name.
+    pub fn http_step(&self, name: &str) -> Option<&HttpStep> {
+        self.http.iter().find(|h| h.name == name)
+    }
 }
 
 /// Every plan a deployment offers, checked when it was loaded.
@@ -162,6 +191,8 @@ pub struct Catalogue {
     pub source: String,
     pub default: String,
     pub plans: BTreeMap<String, Plan>,
+    /// Custom steps, by name (`[http_steps.NAME]`).
+    pub http_steps: BTreeMap<String, HttpStep>,
 }
 
 impl Catalogue {

@@ -156,3 +156,67 @@ fn other_mistakes_are_refused_too() {
         assert!(e.message.contains(needle), "{needle}: {e}");
     }
 }
+
+const CUSTOM: &str = r#"
+default = "basic"
+
+[http_steps.dns]
+start = "http://executor:8080/dns"
+undo = "http://executor:8080/dns/undo"
+
+[http_steps.infra]
+start = "https://executor/infra"
+timeout_secs = 1200
+
+[plans.basic]
+tier = "standard"
+steps = ["dns", "storage", "infra", "postgres"]
+"#;
+
+#[test]
+fn custom_steps_run_last_in_the_plans_order_with_their_definitions() {
+    let c = Catalogue::parse("plans.toml", CUSTOM).unwrap();
+    let basic = c.resolve(None).unwrap();
+    assert_eq!(basic.steps, ["postgres", "storage", "dns", "infra"]);
+    let names: Vec<&str> = basic.http.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["dns", "infra"]);
+    let dns = basic.http_step("dns").unwrap();
+    assert_eq!(dns.undo.as_deref(), Some("http://executor:8080/dns/undo"));
+    assert_eq!(dns.timeout_secs, 1800, "half an hour by default");
+    assert_eq!(basic.http_step("infra").unwrap().timeout_secs, 1200);
+    assert!(basic.http_step("storage").is_none());
+    let timeline =
+        crate::plan::plan_provision_for(&basic, |_| true, crate::backend::Backend::Folder);
+    let names: Vec<&str> = timeline.iter().map(|s| s.name.as_ref()).collect();
+    assert_eq!(
+        &names[8..],
+        ["storage", "dns", "infra", "record", "activate"],
+        "after the resource steps, before record"
+    );
+    // A run stores the plan as JSON; one stored before custom steps
+    // existed reads back with none.
+    let mut stored = serde_json::to_value(&basic).unwrap();
+    stored.as_object_mut().unwrap().remove("http");
+    let old: Plan = serde_json::from_value(stored).unwrap();
+    assert!(old.http.is_empty());
+}
+
+#[test]
+fn bad_custom_steps_are_refused_with_their_line() {
+    let e = err(&CUSTOM.replace("https://executor/infra", "executor/infra"));
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.contains("not an absolute http(s) URL"), "{e}");
+    let e = err(&CUSTOM
+        .replace("[http_steps.dns]", "[http_steps.record]")
+        .replace("\"dns\", ", ""));
+    assert!(e.message.contains("name of a built-in step"), "{e}");
+    let e = err(&CUSTOM.replace("[http_steps.dns]", "[http_steps.Dns]"));
+    assert!(e.message.contains("a-z, 0-9"), "{e}");
+    let e = err(&CUSTOM.replace("timeout_secs = 1200", "timeout_secs = 0"));
+    assert!(e.message.contains("timeout_secs"), "{e}");
+    let e = err(&CUSTOM.replace("\"infra\", \"postgres\"", "\"infra\", \"cdn\""));
+    assert!(e.message.contains("unknown step 'cdn'"), "{e}");
+    assert!(e.message.contains("[http_steps]"), "{e}");
+    let e = err(&CUSTOM.replace("timeout_secs = 1200", "retries = 3"));
+    assert!(e.message.contains("unknown field"), "{e}");
+}

@@ -7,6 +7,7 @@
 //! compile time (`sqlx::query!`, with `.sqlx/` committed so a build needs
 //! no database: `deploy/sqlx.sh prepare` refreshes it).
 
+mod callbacks;
 pub mod catalog;
 mod events;
 mod runs;
@@ -16,6 +17,7 @@ mod steps;
 mod templates;
 mod tenants;
 
+pub use callbacks::*;
 pub use events::*;
 pub use runs::*;
 pub use sessions::*;

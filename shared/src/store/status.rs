@@ -111,6 +111,8 @@ text_enum!(
         Skipped = "skipped",
         Compensating = "compensating",
         Compensated = "compensated",
+        // An executor accepted the work and reports its end by callback.
+        Awaiting = "awaiting",
     }
 );
 

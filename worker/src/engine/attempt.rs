@@ -2,7 +2,7 @@
 //! it and a panic is caught: both become an ordinary failed attempt (apalis
 //! would leave the job `Running` otherwise, trap 4).
 
-use crate::step::{Step, StepCtx, StepError};
+use crate::step::{Outcome, Step, StepCtx, StepError};
 use landlord_shared::faults::{Fault, FaultKind};
 use landlord_shared::metrics::metrics;
 use serde_json::Value;
@@ -15,7 +15,7 @@ pub async fn run_attempt(
     ctx: StepCtx,
     faults: Vec<Fault>,
     timeout: Duration,
-) -> Result<Value, StepError> {
+) -> Result<Outcome, StepError> {
     let name = step.name();
     let started = Instant::now();
     // The spawned task keeps the attempt's span: log lines and outgoing
@@ -113,7 +113,7 @@ async fn faulty_run(
     step: Arc<dyn Step>,
     ctx: StepCtx,
     faults: Vec<Fault>,
-) -> Result<Value, StepError> {
+) -> Result<Outcome, StepError> {
     let mine: Vec<FaultKind> = faults
         .into_iter()
         .filter(|f| f.step == step.name())
@@ -133,7 +133,7 @@ async fn faulty_run(
             _ => {}
         }
     }
-    let output = step.run(&ctx).await?;
+    let output = step.start(&ctx).await?;
     for kind in &mine {
         match kind {
             FaultKind::PermanentAfter => {

@@ -3,7 +3,7 @@
 use super::attempt::run_attempt;
 use super::verdict::Verdict;
 use super::{Engine, EngineError, RunState, store};
-use crate::step::StepError;
+use crate::step::{Outcome, StepError};
 use landlord_shared::jobs::{Direction, StepJob, push_step_job};
 use landlord_shared::model::StepRow;
 use landlord_shared::plan::describe;
@@ -51,6 +51,9 @@ impl Engine {
         if let Some(compensate) = state.run.cancel_requested {
             self.cancel(&state.run, &step_row, compensate).await?;
             return Ok(Next::Done);
+        }
+        if step_row.status == StepStatus::Awaiting {
+            return self.resume_awaiting(state, step_row, driver).await;
         }
         if !step_row.status.is_runnable() {
             return Ok(Next::Done); // already decided by another delivery
@@ -116,32 +119,49 @@ impl Engine {
                 String::new()
             }
         );
-        let Some(step) = self.steps.get(step_row.name.as_str()).cloned() else {
+        let Some(step) = self.step_impl(&state.run, &step_row.name) else {
             let err = StepError::permanent("this worker has no implementation of the step");
             return self.fail(state, &step_row, lease, &err).await;
         };
         let ctx = self.context(state, &step_row, attempt);
         let outcome = run_attempt(step, ctx, cfg.faults.clone(), cfg.step_timeout).await;
         match outcome {
-            Ok(output) => self.checkpoint(state, &step_row, lease, output).await,
-            Err(err) => match self.step_budget().judge(&err, counted) {
-                Verdict::Retry(delay) => {
-                    tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
-                    self.schedule_retry(state, &step_row, lease, &err, delay)
-                        .await
-                }
-                Verdict::GiveUp => {
-                    tracing::error!("Step {step_no}/{total} failed: {err}");
-                    self.fail(state, &step_row, lease, &err).await
-                }
-            },
+            Ok(Outcome::Done(output)) => self.checkpoint(state, &step_row, lease, output).await,
+            Ok(Outcome::Accepted) => self.accepted(state, &step_row, lease, counted).await,
+            Err(err) => {
+                self.attempt_failed(state, &step_row, lease, &err, counted)
+                    .await
+            }
+        }
+    }
+
+    /// A failed attempt: retried after a delay, or the step fails.
+    pub(super) async fn attempt_failed(
+        &self,
+        state: &RunState,
+        step_row: &StepRow,
+        lease: store::Lease,
+        err: &StepError,
+        counted: i32,
+    ) -> Result<Next, EngineError> {
+        let (step_no, total) = (step_row.position + 1, state.total());
+        match self.step_budget().judge(err, counted) {
+            Verdict::Retry(delay) => {
+                tracing::warn!("Step {step_no}/{total} failed, retrying in {delay:?}: {err}");
+                self.schedule_retry(state, step_row, lease, err, delay)
+                    .await
+            }
+            Verdict::GiveUp => {
+                tracing::error!("Step {step_no}/{total} failed: {err}");
+                self.fail(state, step_row, lease, err).await
+            }
         }
     }
 
     /// Commits the checkpoint and decides what comes next. On the common
     /// path (the next step runs here, nothing else to write) it is one
     /// statement: the fenced checkpoint with its log line.
-    async fn checkpoint(
+    pub(super) async fn checkpoint(
         &self,
         state: &mut RunState,
         step: &StepRow,
@@ -206,11 +226,7 @@ impl Engine {
                 if !self.hand_back().await? {
                     return Ok(Next::Continue(next));
                 }
-                let job = StepJob {
-                    run_id: run.id,
-                    position: next,
-                    direction: Direction::Forward,
-                };
+                let job = StepJob::new(run.id, next, Direction::Forward);
                 push_step_job(tx, &job, Duration::ZERO).await?;
                 return Ok(Next::Done);
             }
@@ -275,11 +291,7 @@ impl Engine {
             &msg,
         )
         .await?;
-        let job = StepJob {
-            run_id: run.id,
-            position: step.position,
-            direction: Direction::Forward,
-        };
+        let job = StepJob::new(run.id, step.position, Direction::Forward);
         push_step_job(&mut tx, &job, delay).await?;
         tx.commit().await?;
         Ok(Next::Done)
@@ -357,11 +369,7 @@ impl Engine {
         };
         store::insert_transition_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
         if run.rollback {
-            let job = StepJob {
-                run_id: run.id,
-                position: step.position,
-                direction: Direction::Undo,
-            };
+            let job = StepJob::new(run.id, step.position, Direction::Undo);
             push_step_job(&mut tx, &job, Duration::ZERO).await?;
         }
         tx.commit().await?;

@@ -10,6 +10,7 @@
 //! claimed only under the current one.
 
 mod attempt;
+mod awaiting;
 mod backoff;
 mod cancel;
 mod deliveries;
@@ -98,6 +99,15 @@ impl Engine {
         }
     }
 
+    /// The code of a run's step: built in, or the executor call of one of
+    /// the custom steps the run's plan defined when it was created.
+    fn step_impl(&self, run: &Run, name: &str) -> Option<Arc<dyn Step>> {
+        self.steps.get(name).cloned().or_else(|| {
+            let def = run.plan.as_ref()?.0.http_step(name)?.clone();
+            Some(Arc::new(crate::steps::http_step::Custom(def)) as Arc<dyn Step>)
+        })
+    }
+
     pub(super) fn count_in_flight(&self) -> InFlight<'_> {
         InFlight::new(&self.in_flight)
     }
@@ -168,11 +178,7 @@ impl Engine {
             .steps_waiting
             .with_label_values(&[&step.name])
             .inc();
-        let job = StepJob {
-            run_id: run.id,
-            position: step.position,
-            direction,
-        };
+        let job = StepJob::new(run.id, step.position, direction);
         push_step_job(&mut tx, &job, WAIT_FOR_WORKER).await?;
         tx.commit().await?;
         Ok(())

@@ -87,6 +87,11 @@ impl Engine {
 
     async fn handle_delivery(&self, job: StepJob, origin: Option<&str>) -> Result<(), EngineError> {
         let master = &self.deps.master;
+        if let Some(attempt) = job.wake
+            && !store::still_awaits(master, job.run_id, job.position, attempt).await?
+        {
+            return Ok(()); // a callback or deadline after the attempt ended
+        }
         let Some(run) = store::run_by_id(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
             return Ok(());

@@ -28,7 +28,7 @@ impl Engine {
             .step(position)
             .ok_or(EngineError::NoSuchStep(state.run.id, position))?
             .clone();
-        let step = self.steps.get(row.name.as_str()).cloned();
+        let step = self.step_impl(&state.run, &row.name);
         let Some(step) = step.filter(|_| UNDOABLE.contains(&row.status)) else {
             let mut tx = master.begin().await?;
             let next = self.undo_next(&mut tx, state, position).await?;
@@ -113,11 +113,7 @@ impl Engine {
                 match self.step_budget().judge(&err, counted) {
                     Verdict::Retry(delay) => {
                         tracing::warn!(run_id = %run.id, step = %row.name, "undo failed, retrying: {err}");
-                        let job = StepJob {
-                            run_id: run.id,
-                            position,
-                            direction: Direction::Undo,
-                        };
+                        let job = StepJob::new(run.id, position, Direction::Undo);
                         push_step_job(&mut tx, &job, delay).await?;
                     }
                     Verdict::GiveUp => {
@@ -163,11 +159,7 @@ impl Engine {
         match prev {
             Some(p) if !self.hand_back().await? => Ok(Next::Continue(p)),
             Some(p) => {
-                let job = StepJob {
-                    run_id: run.id,
-                    position: p,
-                    direction: Direction::Undo,
-                };
+                let job = StepJob::new(run.id, p, Direction::Undo);
                 push_step_job(tx, &job, Duration::ZERO).await?;
                 Ok(Next::Done)
             }
