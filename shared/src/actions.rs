@@ -342,6 +342,18 @@ async fn plan_deprovision(
     Ok(steps_for(mode.kind())
         .iter()
         .map(|&(name, _)| {
+            if name == "drop_custom" {
+                let ran = steps.iter().any(|s| {
+                    !crate::plan::is_builtin_step(&s.name) && UNDOABLE.contains(&s.status)
+                });
+                return match ran {
+                    true => PlannedStep::runs(name, None),
+                    false => PlannedStep::skipped(
+                        name,
+                        "nothing to do: no custom step ran for this tenant".into(),
+                    ),
+                };
+            }
             let Some(source) = deprovision_source(name) else {
                 return PlannedStep::runs(name, None);
             };

@@ -43,6 +43,10 @@ pub const DEPROVISION_SOFT_STEPS: &[(&str, &str)] = &[
 /// the reverse order of provisioning.
 pub const DEPROVISION_HARD_STEPS: &[(&str, &str)] = &[
     ("mark_deleting", "Marking tenant deleting"),
+    (
+        "drop_custom",
+        "Undoing custom steps through their executors",
+    ),
     ("drop_storage", "Deleting tenant storage"),
     ("drop_qdrant", "Deleting Qdrant collection"),
     ("drop_mongo", "Dropping Mongo database"),

@@ -4,100 +4,11 @@
 //! the step and rollback calls the executor's undo, and an executor killed
 //! while it holds accepted work is asked again after the step's deadline.
 
-use crate::harness::{ApiProcess, TestEnv, spawn_api};
+use crate::executor::{WAIT, custom_env, plan, start_executor, wait_until};
 use landlord_shared::actions::{cancel_run, rollback_run};
-use landlord_shared::model::ProvisionParams;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
-use tokio::process::Child;
+use std::time::Duration;
 use uuid::Uuid;
-
-const WAIT: Duration = Duration::from_secs(90);
-
-/// The executor process: its base URL, its state folder, the process.
-struct Executor {
-    url: String,
-    port: u16,
-    state: PathBuf,
-    child: Child,
-}
-
-async fn start_executor(state: &Path, port: u16) -> Executor {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/executor/executor.py");
-    let mut child = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(state)
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the executor");
-    let stdout = child.stdout.take().expect("executor stdout");
-    let mut line = String::new();
-    tokio::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .expect("the executor prints its port");
-    let port: u16 = line.trim().parse().expect("a port");
-    Executor {
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        state: state.to_owned(),
-        child,
-    }
-}
-
-impl Executor {
-    /// Every line of its log: calls, and its callbacks' answers.
-    fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.state.join("log.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a log line"))
-            .collect()
-    }
-
-    fn calls(&self, path: &str, tenant: &str) -> Vec<Value> {
-        self.log()
-            .into_iter()
-            .filter(|e| e["path"] == path && e["tenant"] == tenant)
-            .collect()
-    }
-}
-
-/// An environment on Postgres alone whose catalogue is `text` (with
-/// `{ex}` standing for the executor's URL), an API to take callbacks, and
-/// a worker that tells executors where that is.
-async fn custom_env(
-    dir: &tempfile::TempDir,
-    text: &str,
-    ex: &Executor,
-    worker: &[(&str, &str)],
-) -> (TestEnv, ApiProcess, crate::harness::Worker) {
-    let env = TestEnv::with_catalogue(dir, &text.replace("{ex}", &ex.url), false).await;
-    let api = spawn_api(&env).await;
-    let mut vars = vec![("LANDLORD_CALLBACK_URL", api.url.as_str())];
-    vars.extend_from_slice(worker);
-    let worker = env.spawn_worker_with(&vars).await;
-    (env, api, worker)
-}
-
-fn plan(name: &str) -> ProvisionParams {
-    ProvisionParams {
-        plan: Some(name.into()),
-        ..Default::default()
-    }
-}
-
-async fn wait_until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 const ACCEPTING: &str = r#"
 default = "custom"
@@ -354,45 +265,4 @@ async fn cancelling_a_run_that_awaits_its_executor_undoes_the_step_now() {
     assert_eq!(run.status, "compensated", "{:?}", run.error);
     assert_eq!(ex.calls("/undo", "endless").len(), 1);
     assert!(!env.folder_exists("endless"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn callbacks_without_a_live_token_or_a_report_are_refused() {
-    let env = TestEnv::new(&[]).await;
-    let api = spawn_api(&env).await;
-    let http = reqwest::Client::new();
-    let url = format!("{}/callbacks/steps", api.url);
-    let post = |token: Option<&str>, body: &str| {
-        let mut req = http
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_owned());
-        if let Some(t) = token {
-            req = req.header("landlord-callback-token", t);
-        }
-        req.send()
-    };
-    let done = r#"{"status":"done","output":{}}"#;
-    let cases = [
-        (None, done, 401, None),
-        (Some("f00"), r#"{"status":"accepted"}"#, 422, Some("status")),
-        (Some("f00"), r#"{"status":"finished"}"#, 422, None),
-        (Some("f00"), r#"{"status":"failed"}"#, 422, None),
-        (Some("f00"), done, 409, None),
-    ];
-    for (token, body, status, field) in cases {
-        let resp = post(token, body).await.unwrap();
-        assert_eq!(resp.status().as_u16(), status, "{token:?} {body}");
-        assert_eq!(
-            resp.headers()["content-type"],
-            "application/problem+json",
-            "{body}"
-        );
-        let problem: Value = resp.json().await.unwrap();
-        if let Some(field) = field {
-            assert_eq!(problem["errors"][0]["field"], field, "{problem}");
-        }
-    }
-    let jobs = env.count_all("SELECT count(*) FROM apalis.jobs").await;
-    assert_eq!(jobs, 0, "a refused callback wakes nothing");
 }

@@ -47,6 +47,7 @@ pub fn all_steps() -> Vec<Arc<dyn Step>> {
         record.clone(),
         Arc::new(activate::Activate),
         Arc::new(deprovision::MarkDeleting),
+        Arc::new(deprovision::DropCustom),
         Arc::new(DropResources::new("drop_storage", storage)),
         Arc::new(DropResources::new("drop_qdrant", qdrant)),
         Arc::new(DropResources::new("drop_mongo", mongo)),

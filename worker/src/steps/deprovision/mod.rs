@@ -8,6 +8,7 @@
 
 mod disable_identity;
 mod drop;
+mod drop_custom;
 mod mark;
 mod revoke_login;
 
@@ -15,6 +16,7 @@ use crate::step::Step;
 use std::sync::Arc;
 
 pub use drop::DropResources;
+pub use drop_custom::DropCustom;
 pub use mark::MarkDeleting;
 
 pub fn soft_steps() -> Vec<Arc<dyn Step>> {
