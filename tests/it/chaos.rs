@@ -2,10 +2,11 @@
 //! SIGKILLed every few seconds and started again. Every run completes with
 //! no operator action (a crash is not a failed attempt) and nothing is
 //! duplicated on the servers or in the master database. Pooled tenants
-//! (schema mode) are in the mix.
+//! (the built-in `standard` plan) are in the mix: no duplicate
+//! organization, no orphan member.
 
 use crate::harness::TestEnv;
-use crate::probe::Probe;
+use crate::probe::{Probe, SharedRealm};
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use rand::Rng;
 use std::process::Stdio;
@@ -99,30 +100,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-/// The chaos test's own catalogue: `enterprise` as built in, `standard`
-/// pooled in Postgres (schema mode) with a realm of its own. The built-in
-/// `standard` (organization mode, shared Mongo and Qdrant, a prefix) is not
-/// in the mix yet: in both chaos runs with it, one run of twenty stranded —
-/// its job was acknowledged while an attempt of the run was still open,
-/// after the job was delivered twice to one worker presumed dead. That is
-/// an engine race, not a pooled-mode one; the closing note of this change
-/// describes it for the engine issue.
-const CATALOGUE: &str = r#"
-default = "enterprise"
-
-[plans.enterprise]
-tier = "enterprise"
-steps = ["identity", "postgres", "migrate", "check_schema", "mongo", "qdrant", "storage"]
-
-[plans.standard]
-tier = "standard"
-steps = ["identity", "postgres", "migrate", "check_schema", "storage"]
-[plans.standard.postgres]
-mode = "schema"
-"#;
-
-/// Every third tenant is pooled (a schema in the shared database, no Mongo
-/// or Qdrant), the rest silo.
+/// Every third tenant is on the built-in `standard` plan, fully pooled:
+/// an organization in the shared realm, a schema in the shared database,
+/// shared Mongo and Qdrant, a prefix of the shared bucket. The rest are
+/// `enterprise`, silo.
 fn plan_of(i: usize) -> &'static str {
     if i % 3 == 1 { "standard" } else { "enterprise" }
 }
@@ -149,22 +130,23 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     // any duplicate on the servers (checked below). The budget is raised
     // here so the test keeps checking what it is for; issue 23 tracks the
     // double delivery itself.
-    let plans = tempfile::tempdir().unwrap();
-    let path = plans.path().join("plans.toml");
-    std::fs::write(&path, CATALOGUE).unwrap();
     // Killed workers are found by their missed heartbeats. At 3 missed
-    // beats (the harness's default) the whole suite's load made live
-    // workers look dead too, and a job delivered twice to one such worker
-    // stranded a run (see the catalogue's comment): that race is the engine
-    // issue's, so this test gives a live worker 10 s before it is presumed
-    // dead and keeps to what it is for, SIGKILLs.
+    // beats (the harness's default) the whole suite's load makes live
+    // workers look dead too: each such presumed death re-delivers their
+    // jobs (a job delivered twice to one worker is shown safe by
+    // fencing::a_job_delivered_twice_to_one_worker_survives_its_crash) and
+    // costs a lost attempt. This test gives a live worker 10 s before it
+    // is presumed dead and keeps to what it is for, SIGKILLs.
     let env = TestEnv::full_stack(&[
         ("LANDLORD_MAX_LOST_ATTEMPTS", "40"),
         ("LANDLORD_MISSED_HEARTBEATS", "10"),
-        ("LANDLORD_PLANS_PATH", path.to_str().unwrap()),
     ])
     .await;
     let probe = Probe::new(&env).await;
+    let shared = SharedRealm {
+        probe: &probe,
+        realm: format!("{}_shared", env.prefix),
+    };
     // The worker logs stay where a failed run left them; a passing run
     // removes them unless TEST_LOG is set.
     let logs = tempfile::tempdir().unwrap().keep();
@@ -264,11 +246,9 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
         assert_eq!(env.tenant_status(tenant).await.as_deref(), Some("active"));
         let pooled = *plan == "standard";
         for (kind, exists) in probe.everything(tenant).await {
-            let wanted = !(pooled
-                && matches!(
-                    kind,
-                    "postgres_database" | "mongo_database" | "qdrant_collection"
-                ));
+            // Pooled, only the tenant's Postgres role is a server object of
+            // its own.
+            let wanted = !pooled || kind == "postgres_role";
             assert_eq!(exists, wanted, "{tenant} ({plan}): {kind}");
         }
         assert_eq!(
@@ -276,11 +256,19 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
             i64::from(pooled),
             "{tenant}: schemas in the pool"
         );
-        // One admin user and one client in the realm, one event.
-        let realm = probe.names(tenant).realm();
+        // One admin user and one client, in the tenant's realm or in the
+        // shared one; pooled, one organization whose one member is the admin.
+        let realm = if pooled {
+            shared.realm.clone()
+        } else {
+            probe.names(tenant).realm()
+        };
+        let admin = format!("admin@{tenant}.example.com");
         let users = probe
             .kc
-            .get_json(&format!("/{realm}/users?briefRepresentation=true"))
+            .get_json(&format!(
+                "/{realm}/users?briefRepresentation=true&exact=true&username={admin}"
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -292,6 +280,19 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
             .unwrap()
             .unwrap();
         assert_eq!(clients.as_array().map(Vec::len), Some(1), "{tenant}");
+        if pooled {
+            let orgs = shared
+                .get(&format!("/organizations?search={tenant}&exact=true"))
+                .await
+                .unwrap();
+            assert_eq!(orgs.as_array().map(Vec::len), Some(1), "{tenant}: {orgs}");
+            let org = shared.org(tenant).await.unwrap();
+            assert_eq!(
+                shared.members(&org).await,
+                std::slice::from_ref(&admin),
+                "{tenant}"
+            );
+        }
         assert_eq!(
             env.count(
                 "SELECT count(*) FROM events WHERE type = 'tenant.provisioned' AND run_id::text = $1",
@@ -300,19 +301,47 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
             .await,
             1
         );
+        // Silo: the database role's and the realm admin's; pooled also the
+        // prefix's key. More would mean a duplicated credential.
+        let secrets = env
+            .count(
+                "SELECT count(*) FROM secrets WHERE ref LIKE '%' || $1 || '%'",
+                tenant,
+            )
+            .await;
+        assert_eq!(secrets, if pooled { 3 } else { 2 }, "{tenant}: secrets");
     }
-    // Two secrets per tenant (database role, realm admin); more would mean a
-    // duplicated credential.
+    // Every user in the shared realm is a pooled tenant's admin and a
+    // member of its organization: none left orphaned by a killed attempt.
+    let pooled: Vec<&String> = runs
+        .iter()
+        .filter(|(_, plan, _)| *plan == "standard")
+        .map(|(tenant, _, _)| tenant)
+        .collect();
+    let users = shared
+        .get("/users?briefRepresentation=true&max=1000")
+        .await
+        .unwrap();
     assert_eq!(
-        env.count_all("SELECT count(*) FROM secrets").await,
-        2 * TENANTS as i64
+        users.as_array().map(Vec::len),
+        Some(pooled.len()),
+        "users of the shared realm: {users}"
     );
+    let orgs = shared.get("/organizations?max=1000").await.unwrap();
+    assert_eq!(orgs.as_array().map(Vec::len), Some(pooled.len()), "{orgs}");
     // The realms are ours and only this test's: remove them so Keycloak
     // stays quick for the rest of the suite.
-    for (tenant, _, _) in &runs {
-        let realm = probe.names(tenant).realm();
-        probe.kc.delete(&format!("/{realm}")).await.unwrap();
+    for (tenant, plan, _) in &runs {
+        if *plan != "standard" {
+            let realm = probe.names(tenant).realm();
+            probe.kc.delete(&format!("/{realm}")).await.unwrap();
+        }
     }
+    probe
+        .kc
+        .delete(&format!("/{}", shared.realm))
+        .await
+        .unwrap();
     if std::env::var_os("TEST_LOG").is_none() {
         let _ = std::fs::remove_dir_all(&logs);
     }

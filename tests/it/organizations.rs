@@ -4,7 +4,7 @@
 //! foreign organization of the same name is refused and left alone.
 
 use crate::harness::TestEnv;
-use crate::probe::Probe;
+use crate::probe::{Probe, SharedRealm as Shared};
 use base64::Engine as _;
 use landlord_shared::actions::{DeprovisionMode, rollback_run, start_deprovision};
 use landlord_shared::model::{AdminContact, ProvisionParams};
@@ -38,60 +38,6 @@ fn params(tenant: &str) -> ProvisionParams {
             first_name: "Org".into(),
             last_name: "Admin".into(),
         }),
-    }
-}
-
-struct Shared<'a> {
-    probe: &'a Probe<'a>,
-    realm: String,
-}
-
-impl Shared<'_> {
-    async fn get(&self, path: &str) -> Option<Value> {
-        self.probe
-            .kc
-            .get_json(&format!("/{}{path}", self.realm))
-            .await
-            .unwrap()
-    }
-
-    /// The organization named `tenant`, with its attributes.
-    async fn org(&self, tenant: &str) -> Option<Value> {
-        self.get(&format!(
-            "/organizations?search={tenant}&exact=true&briefRepresentation=false"
-        ))
-        .await
-        .and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
-    }
-
-    /// Usernames of an organization's members.
-    async fn members(&self, org: &Value) -> Vec<String> {
-        let id = org["id"].as_str().unwrap();
-        let list = self
-            .get(&format!("/organizations/{id}/members"))
-            .await
-            .unwrap();
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["username"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    async fn client(&self, tenant: &str) -> bool {
-        self.get(&format!("/clients?clientId={tenant}-app"))
-            .await
-            .and_then(|v| v.as_array().map(|a| !a.is_empty()))
-            .unwrap_or(false)
-    }
-
-    async fn user(&self, tenant: &str) -> bool {
-        self.get(&format!(
-            "/users?exact=true&username=admin@{tenant}.example.com"
-        ))
-        .await
-        .and_then(|v| v.as_array().map(|a| !a.is_empty()))
-        .unwrap_or(false)
     }
 }
 

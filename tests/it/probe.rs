@@ -5,6 +5,7 @@ use crate::harness::TestEnv;
 use landlord_worker::clients::keycloak::Keycloak;
 use rusty_s3::actions::S3Action;
 use secrecy::ExposeSecret;
+use serde_json::Value;
 use std::time::Duration;
 
 /// Looks at the real servers, independently of the run's own records.
@@ -109,5 +110,60 @@ impl<'a> Probe<'a> {
             ("qdrant_collection", self.collection(tenant).await.is_some()),
             ("s3_bucket", self.bucket(tenant).await),
         ]
+    }
+}
+
+/// The deployment's shared realm (identity in organization mode).
+pub struct SharedRealm<'a> {
+    pub probe: &'a Probe<'a>,
+    pub realm: String,
+}
+
+impl SharedRealm<'_> {
+    pub async fn get(&self, path: &str) -> Option<Value> {
+        self.probe
+            .kc
+            .get_json(&format!("/{}{path}", self.realm))
+            .await
+            .unwrap()
+    }
+
+    /// The organization named `tenant`, with its attributes.
+    pub async fn org(&self, tenant: &str) -> Option<Value> {
+        self.get(&format!(
+            "/organizations?search={tenant}&exact=true&briefRepresentation=false"
+        ))
+        .await
+        .and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
+    }
+
+    /// Usernames of an organization's members.
+    pub async fn members(&self, org: &Value) -> Vec<String> {
+        let id = org["id"].as_str().unwrap();
+        let list = self
+            .get(&format!("/organizations/{id}/members"))
+            .await
+            .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["username"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn client(&self, tenant: &str) -> bool {
+        self.get(&format!("/clients?clientId={tenant}-app"))
+            .await
+            .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+            .unwrap_or(false)
+    }
+
+    pub async fn user(&self, tenant: &str) -> bool {
+        self.get(&format!(
+            "/users?exact=true&username=admin@{tenant}.example.com"
+        ))
+        .await
+        .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+        .unwrap_or(false)
     }
 }
