@@ -23,6 +23,7 @@ mod organizations;
 mod otlp;
 mod ownership;
 mod pooled;
+mod pooled_all;
 mod probe;
 mod provision;
 mod qdrant_shared;

@@ -41,7 +41,11 @@ fn pooled() -> ProvisionParams {
 
 /// A connection as the tenant's own role, with the password Landlord keeps
 /// for it.
-async fn connect_as(env: &TestEnv, tenant: &str, db: &str) -> Result<PgConnection, sqlx::Error> {
+pub async fn connect_as(
+    env: &TestEnv,
+    tenant: &str,
+    db: &str,
+) -> Result<PgConnection, sqlx::Error> {
     let role = env.db_name(tenant);
     let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
     let password = store
@@ -64,13 +68,13 @@ fn sqlstate(r: Result<impl std::fmt::Debug, sqlx::Error>) -> String {
     }
 }
 
-async fn scalar(conn: &mut PgConnection, sql: &str) -> Result<i64, sqlx::Error> {
+pub async fn scalar(conn: &mut PgConnection, sql: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(conn)
         .await
 }
 
-async fn schema_exists(env: &TestEnv, schema: &str) -> bool {
+pub async fn schema_exists(env: &TestEnv, schema: &str) -> bool {
     let mut conn = admin_in(env, &pool_db(env)).await;
     let n = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
         .bind(schema)
@@ -81,7 +85,7 @@ async fn schema_exists(env: &TestEnv, schema: &str) -> bool {
     n == 1
 }
 
-fn pool_db(env: &TestEnv) -> String {
+pub fn pool_db(env: &TestEnv) -> String {
     format!("{}_pool", env.prefix)
 }
 

@@ -26,9 +26,9 @@ steps = ["qdrant", "storage"]
 mode = "shared"
 "#;
 
-struct Qdrant {
-    url: String,
-    http: reqwest::Client,
+pub struct Qdrant {
+    pub url: String,
+    pub http: reqwest::Client,
 }
 
 impl Qdrant {
@@ -42,7 +42,7 @@ impl Qdrant {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
-    async fn count(&self, collection: &str, tenant_value: &str) -> u64 {
+    pub async fn count(&self, collection: &str, tenant_value: &str) -> u64 {
         let filter =
             json!({ "must": [{ "key": "tenant_id", "match": { "value": tenant_value } }] });
         let (status, body) = self
@@ -56,7 +56,7 @@ impl Qdrant {
         body["result"]["count"].as_u64().unwrap()
     }
 
-    async fn upsert(&self, collection: &str, points: Value) {
+    pub async fn upsert(&self, collection: &str, points: Value) {
         let (status, body) = self
             .call(
                 reqwest::Method::PUT,

@@ -29,13 +29,13 @@ async fn provision(env: &TestEnv, tenant: &str) -> uuid::Uuid {
         .await
 }
 
-struct S3 {
+pub struct S3 {
     http: reqwest::Client,
     bucket: Bucket,
 }
 
 impl S3 {
-    fn new(env: &TestEnv, name: &str) -> Self {
+    pub fn new(env: &TestEnv, name: &str) -> Self {
         let s3 = env.cfg.s3.as_ref().unwrap();
         let bucket = Bucket::new(
             s3.endpoint.parse().unwrap(),
@@ -50,7 +50,7 @@ impl S3 {
         }
     }
 
-    async fn put(&self, creds: &Credentials, key: &str) -> u16 {
+    pub async fn put(&self, creds: &Credentials, key: &str) -> u16 {
         let url = self.bucket.put_object(Some(creds), key).sign(SIGN);
         self.http
             .put(url)
@@ -67,7 +67,7 @@ impl S3 {
         self.http.get(url).send().await.unwrap().status().as_u16()
     }
 
-    async fn list(&self, creds: &Credentials, prefix: &str) -> (u16, Vec<String>) {
+    pub async fn list(&self, creds: &Credentials, prefix: &str) -> (u16, Vec<String>) {
         let mut list = self.bucket.list_objects_v2(Some(creds));
         if !prefix.is_empty() {
             list.with_prefix(prefix);
@@ -84,7 +84,7 @@ impl S3 {
 }
 
 /// The tenant's credentials, as the application reads them back.
-async fn creds_of(env: &TestEnv, run: uuid::Uuid) -> (Credentials, Value) {
+pub async fn creds_of(env: &TestEnv, run: uuid::Uuid) -> (Credentials, Value) {
     let out = env.step(run, "storage").await.output.unwrap();
     let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
     let secret = store

@@ -142,16 +142,23 @@ async fn ensure_bucket(ctx: &StepCtx, s3: &S3Config) -> Result<(Bucket, Credenti
             }
         }
     }
-    if head(
-        ctx,
-        b.head_object(Some(&creds), SHARED_MARKER).sign(SIGN_FOR),
-    )
-    .await?
-    {
+    let marked = async || {
+        head(
+            ctx,
+            b.head_object(Some(&creds), SHARED_MARKER).sign(SIGN_FOR),
+        )
+        .await
+    };
+    if marked().await? {
         return Ok((b, creds));
     }
     let empty = keys_under(ctx, &b, &creds, "").await?.is_empty();
     if !(empty && claim::is_claimed_shared(ctx, SHARED_KIND, &name).await?) {
+        // A concurrent first tenant may have marked the bucket, and
+        // written under its prefix, since we looked.
+        if marked().await? {
+            return Ok((b, creds));
+        }
         return Err(claim::foreign(&what, "no .landlord-shared marker"));
     }
     put_empty(ctx, &b, &creds, SHARED_MARKER).await?;
