@@ -120,18 +120,12 @@ enum Owner {
     Foreign,
 }
 
-/// Whether database `name` exists and holds our marker document.
-async fn owner(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<Owner, StepError> {
-    let tenant_id = ctx.require_tenant_id()?.to_string();
-    let names = client(ctx)?
-        .list_database_names()
-        .into_future()
-        .instrument(mongo_span("listDatabases"))
-        .await
-        .map_err(mongo_error)?;
-    if !names.iter().any(|n| n == name) {
-        return Ok(Owner::Absent);
-    }
+/// What database `db` holds of our marking: `None` when the database does
+/// not exist, else its marker document, if any. One `find` when it is
+/// marked: `listDatabases` makes FerretDB size every database of its
+/// Postgres, about a second on a busy cluster. Mongo has a database only
+/// while it has a collection, so an unmarked one is there iff it lists one.
+pub(super) async fn marker_of(db: &mongodb::Database) -> Result<Option<Option<Document>>, StepError> {
     let marker = db
         .collection::<Document>(MARKER)
         .find_one(doc! { "_id": MARKER_ID })
@@ -139,6 +133,24 @@ async fn owner(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<Owne
         .instrument(mongo_span("find"))
         .await
         .map_err(mongo_error)?;
+    if marker.is_some() {
+        return Ok(Some(marker));
+    }
+    let collections = db
+        .list_collection_names()
+        .into_future()
+        .instrument(mongo_span("listCollections"))
+        .await
+        .map_err(mongo_error)?;
+    Ok((!collections.is_empty()).then_some(None))
+}
+
+/// Whether the tenant's database exists and holds our marker document.
+async fn owner(db: &mongodb::Database, ctx: &StepCtx) -> Result<Owner, StepError> {
+    let tenant_id = ctx.require_tenant_id()?.to_string();
+    let Some(marker) = marker_of(db).await? else {
+        return Ok(Owner::Absent);
+    };
     let ours = marker
         .as_ref()
         .and_then(|m| m.get_str("tenant_id").ok())
@@ -150,7 +162,7 @@ async fn owner(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<Owne
 /// it, so a database of ours is never without its mark. One that exists
 /// without it is someone else's.
 async fn ensure_marked(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Result<(), StepError> {
-    match owner(db, name, ctx).await? {
+    match owner(db, ctx).await? {
         Owner::Ours => return Ok(()),
         Owner::Foreign => return Err(foreign(&format!("mongo database {name}"), NOT_MARKED)),
         Owner::Absent => {}
@@ -165,7 +177,7 @@ async fn ensure_marked(db: &mongodb::Database, name: &str, ctx: &StepCtx) -> Res
     match inserted {
         Ok(_) => Ok(()),
         // A marker appeared since we looked: ours only if it names us.
-        Err(e) if is_duplicate_key(&e) => match owner(db, name, ctx).await? {
+        Err(e) if is_duplicate_key(&e) => match owner(db, ctx).await? {
             Owner::Ours => Ok(()),
             _ => Err(foreign(&format!("mongo database {name}"), NOT_MARKED)),
         },
@@ -212,7 +224,7 @@ impl Step for Mongo {
         }
         let name = ctx.names.mongo_db();
         let db = client(ctx)?.database(&name);
-        match owner(&db, &name, ctx).await? {
+        match owner(&db, ctx).await? {
             Owner::Ours => {
                 match db
                     .run_command(doc! { "dropUser": &name })

@@ -14,7 +14,7 @@
 //! the database, and nothing else.
 
 use super::claim::{foreign, left_alone};
-use super::mongo::{client, is_duplicate_key, mongo_error, mongo_span};
+use super::mongo::{client, is_duplicate_key, marker_of, mongo_error, mongo_span};
 use crate::step::{StepCtx, StepError};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
@@ -32,29 +32,13 @@ fn database(ctx: &StepCtx) -> String {
 
 /// `None` when the database does not exist; whether it is our shared one.
 async fn is_ours(ctx: &StepCtx, db: &mongodb::Database) -> Result<Option<bool>, StepError> {
-    let names = client(ctx)?
-        .list_database_names()
-        .into_future()
-        .instrument(mongo_span("listDatabases"))
-        .await
-        .map_err(mongo_error)?;
-    if !names.iter().any(|n| n == db.name()) {
-        return Ok(None);
-    }
-    let marker = db
-        .collection::<Document>(MARKER)
-        .find_one(doc! { "_id": MARKER_ID })
-        .into_future()
-        .instrument(mongo_span("find"))
-        .await
-        .map_err(mongo_error)?;
     let prefix = ctx.deps.cfg.name_prefix.as_str();
-    Ok(Some(
+    Ok(marker_of(db).await?.map(|marker| {
         marker
             .as_ref()
             .and_then(|m| m.get_str("shared").ok())
-            .is_some_and(|p| p == prefix),
-    ))
+            .is_some_and(|p| p == prefix)
+    }))
 }
 
 async fn ensure_database(ctx: &StepCtx, db: &mongodb::Database) -> Result<(), StepError> {
