@@ -278,3 +278,49 @@ async fn undoing_organizations_leaves_neighbours_and_foreign_ones_untouched() {
     worker.shutdown().await;
     probe.kc.delete(&format!("/{realm}")).await.unwrap();
 }
+
+/// In the shared realm a username is everyone's: a second tenant whose
+/// admin has the first one's address is refused, and the first tenant's
+/// admin keeps its attributes and its password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_address_another_tenant_holds_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = org_env(&dir).await;
+    let probe = Probe::new(&env).await;
+    let worker = env.spawn_worker().await;
+    let shared = Shared {
+        probe: &probe,
+        realm: format!("{}_shared", env.prefix),
+    };
+    let same_admin = |tenant: &str| ProvisionParams {
+        admin: Some(AdminContact {
+            email: "boss@shared.example.com".into(),
+            first_name: "Boss".into(),
+            last_name: tenant.into(),
+        }),
+        ..params(tenant)
+    };
+    env.provision_ok("orgowner", &same_admin("orgowner"), WAIT)
+        .await;
+    let before = shared
+        .get("/users?exact=true&username=boss@shared.example.com&briefRepresentation=false")
+        .await
+        .unwrap();
+    let second = env
+        .start_with("orgsecond", &same_admin("orgsecond"))
+        .await
+        .run;
+    let run = env.wait_finished(second.id, WAIT).await;
+    worker.shutdown().await;
+    assert_eq!(run.status, "failed");
+    let error = run.error.unwrap_or_default();
+    assert!(error.contains("belongs to another tenant"), "{error}");
+    let after = shared
+        .get("/users?exact=true&username=boss@shared.example.com&briefRepresentation=false")
+        .await
+        .unwrap();
+    assert_eq!(after[0]["attributes"], before[0]["attributes"]);
+    assert_eq!(after[0]["lastName"], "orgowner", "not overwritten");
+    let org = shared.org("orgowner").await.unwrap();
+    assert_eq!(shared.members(&org).await, ["boss@shared.example.com"]);
+}

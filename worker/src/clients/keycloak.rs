@@ -138,6 +138,30 @@ impl Keycloak {
         }
     }
 
+    /// Creates a resource: the new id (the last segment of `Location`),
+    /// or `None` when it already existed (409).
+    pub async fn create_located(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<Option<String>, StepError> {
+        let resp = self.send(Method::POST, path, Some(body)).await?;
+        match resp.status() {
+            StatusCode::CONFLICT => Ok(None),
+            s if s.is_success() => resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .filter(|id| !id.is_empty())
+                .map(|id| Some(id.to_owned()))
+                .ok_or_else(|| {
+                    StepError::transient(format!("POST {path}: created, but no Location"))
+                }),
+            _ => Err(unexpected(&format!("POST {path}"), resp).await),
+        }
+    }
+
     /// Creates a realm; `Ok(false)` when Keycloak says it may already exist:
     /// 409, or 400 "Database operation failed" (a create racing another
     /// create of the same realm, one still committing). The caller looks.

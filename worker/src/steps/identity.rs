@@ -263,6 +263,7 @@ pub(super) async fn put_admin(
     realm: &str,
     ctx: &StepCtx,
     secret_ref: &str,
+    shared: bool,
 ) -> Result<(String, String), StepError> {
     let admin = admin_of(ctx);
     let username = admin.email.to_lowercase();
@@ -284,31 +285,48 @@ pub(super) async fn put_admin(
         "attributes": { "tenantId": [tenant_id.to_string()], "role": ["admin"] },
         "credentials": [credential],
     });
-    let user_id = upsert_user(kc, realm, &username, &rep, &credential).await?;
+    // In a shared realm a username is everyone's: one that exists is ours
+    // (an earlier attempt's) only with this tenant's id.
+    let owner = shared.then(|| tenant_id.to_string());
+    let user_id = upsert_user(kc, realm, &username, &rep, &credential, owner).await?;
     Ok((username, user_id))
 }
 
 /// Creates user `rep` (or, found after a crash, updates it and sets the
-/// password in `credential` again): its id.
+/// password in `credential` again): its id. With `owner`, an existing user
+/// without that `tenantId` is refused before it is touched.
 async fn upsert_user(
     kc: &Keycloak,
     realm: &str,
     username: &str,
     rep: &Value,
     credential: &Value,
+    owner: Option<String>,
 ) -> Result<String, StepError> {
-    let created = kc.create(&format!("/{realm}/users"), rep).await?;
+    if let Some(id) = kc.create_located(&format!("/{realm}/users"), rep).await? {
+        return Ok(id);
+    }
     let user_id = find_user(kc, realm, username)
         .await?
         .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
-    if !created {
-        kc.put(&format!("/{realm}/users/{user_id}"), rep).await?;
-        kc.put(
-            &format!("/{realm}/users/{user_id}/reset-password"),
-            credential,
-        )
-        .await?;
+    if let Some(owner) = owner {
+        let found = kc
+            .get_json(&format!("/{realm}/users/{user_id}"))
+            .await?
+            .unwrap_or_default();
+        if found["attributes"]["tenantId"][0].as_str() != Some(owner.as_str()) {
+            return Err(claim::foreign(
+                &format!("user {username} in realm {realm}"),
+                "it belongs to another tenant",
+            ));
+        }
     }
+    kc.put(&format!("/{realm}/users/{user_id}"), rep).await?;
+    kc.put(
+        &format!("/{realm}/users/{user_id}/reset-password"),
+        credential,
+    )
+    .await?;
     Ok(user_id)
 }
 
@@ -319,7 +337,7 @@ async fn ensure_admin(
     realm: &str,
     ctx: &StepCtx,
 ) -> Result<(String, String), StepError> {
-    let (username, user_id) = put_admin(kc, realm, ctx, &admin_secret_ref(realm)).await?;
+    let (username, user_id) = put_admin(kc, realm, ctx, &admin_secret_ref(realm), false).await?;
     let mgmt = kc
         .get_json(&format!("/{realm}/clients?clientId=realm-management"))
         .await?

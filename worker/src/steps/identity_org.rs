@@ -49,6 +49,60 @@ fn is_shared_realm(rep: &Value, prefix: &str) -> bool {
 /// realm shows before its attributes do while its create commits, so one
 /// without our attribute is waited for when this deployment claimed its
 /// name (the claim is taken before any create), and refused otherwise.
+/// Shared realms this process checked lately (ours, attributes declared),
+/// by Keycloak and realm, with when, and their `organization` client
+/// scope: each tenant's create then costs no realm read. A realm deleted
+/// since is noticed by the 404 of the organization's create.
+static CHECKED: std::sync::Mutex<Vec<(String, String, std::time::Instant, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How long a check of the shared realm holds.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn checked(kc: &Keycloak, realm: &str) -> Option<String> {
+    let list = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    list.iter()
+        .find(|(base, r, at, _)| {
+            base == kc.base_url() && r == realm && at.elapsed() < RECHECK_AFTER
+        })
+        .map(|(.., scope)| scope.clone())
+}
+
+fn set_checked(kc: &Keycloak, realm: &str, scope: Option<String>) {
+    let mut list = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|(base, r, ..)| !(base == kc.base_url() && r == realm));
+    if let Some(scope) = scope {
+        list.push((
+            kc.base_url().to_owned(),
+            realm.to_owned(),
+            std::time::Instant::now(),
+            scope,
+        ));
+    }
+}
+
+/// The shared realm, checked (or made) at most once a minute per process,
+/// and the id of its `organization` client scope.
+async fn shared_realm(kc: &Keycloak, ctx: &StepCtx) -> Result<(String, String), StepError> {
+    let realm = ctx.names.shared_realm();
+    if let Some(scope) = checked(kc, &realm) {
+        return Ok((realm, scope));
+    }
+    ensure_shared_realm(kc, ctx).await?;
+    let scope = kc
+        .get_json(&format!("/{realm}/client-scopes"))
+        .await?
+        .and_then(|all| {
+            all.as_array()?
+                .iter()
+                .find(|s| s["name"] == "organization")
+                .and_then(|s| s["id"].as_str().map(str::to_owned))
+        })
+        .ok_or_else(|| StepError::permanent(format!("realm {realm} has no organization scope")))?;
+    set_checked(kc, &realm, Some(scope.clone()));
+    Ok((realm, scope))
+}
+
 async fn ensure_shared_realm(kc: &Keycloak, ctx: &StepCtx) -> Result<String, StepError> {
     let realm = ctx.names.shared_realm();
     let prefix = ctx.deps.cfg.name_prefix.as_str();
@@ -132,10 +186,10 @@ fn id_of(rep: &Value) -> Result<String, StepError> {
         .ok_or_else(|| StepError::transient("keycloak answered an object without an id"))
 }
 
+/// Creates the organization, marked in its create request: a 201 is ours;
+/// a 409 is ours from an earlier attempt (found by our id) or someone
+/// else's.
 async fn ensure_org(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String, StepError> {
-    if let Some(org) = our_org(kc, realm, ctx).await? {
-        return id_of(&org);
-    }
     let key = ctx.key.as_str();
     let rep = json!({
         "name": key,
@@ -146,9 +200,25 @@ async fn ensure_org(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String,
             .collect::<Vec<_>>(),
         "attributes": { OWNER_ATTRIBUTE: [ctx.require_tenant_id()?.to_string()] },
     });
-    // A 409 is a same-named organization: ours from an earlier attempt
-    // (found by our id below) or someone else's.
-    kc.create(&format!("/{realm}/organizations"), &rep).await?;
+    let path = format!("/{realm}/organizations");
+    let created = match kc.send(reqwest::Method::POST, &path, Some(&rep)).await? {
+        r if r.status() == reqwest::StatusCode::NOT_FOUND => {
+            // The shared realm went away since this process checked it.
+            set_checked(kc, realm, None);
+            return Err(StepError::transient(format!("realm {realm} is gone")));
+        }
+        r if r.status() == reqwest::StatusCode::CONFLICT => None,
+        r if r.status().is_success() => r
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.rsplit('/').next())
+            .map(str::to_owned),
+        r => return Err(crate::clients::http::unexpected(&format!("POST {path}"), r).await),
+    };
+    if let Some(id) = created {
+        return Ok(id);
+    }
     match our_org(kc, realm, ctx).await? {
         Some(org) => id_of(&org),
         None if org_named(kc, realm, key).await?.is_some() => Err(claim::foreign(
@@ -163,7 +233,12 @@ async fn ensure_org(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String,
 
 /// The client `{tenant}-app`, marked with the tenant's id, with the
 /// `organization` scope by default so its tokens name the organization.
-async fn ensure_client(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String, StepError> {
+async fn ensure_client(
+    kc: &Keycloak,
+    realm: &str,
+    scope: &str,
+    ctx: &StepCtx,
+) -> Result<String, StepError> {
     let client_id = format!("{}-app", ctx.key);
     let tenant_id = ctx.require_tenant_id()?.to_string();
     let domains = &ctx.run.params.domains;
@@ -178,27 +253,26 @@ async fn ensure_client(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<Stri
         "webOrigins": domains.iter().map(|d| format!("https://{d}")).collect::<Vec<_>>(),
         "attributes": { "pkce.code.challenge.method": "S256", OWNER_ATTRIBUTE: tenant_id },
     });
-    kc.create(&format!("/{realm}/clients"), &rep).await?;
-    let client = client_named(kc, realm, &client_id)
+    // Marked in its create request: a 201 is ours, a 409 ours from an
+    // earlier attempt only with our id.
+    let cid = match kc
+        .create_located(&format!("/{realm}/clients"), &rep)
         .await?
-        .ok_or_else(|| StepError::transient(format!("client {client_id} not visible yet")))?;
-    if client["attributes"][OWNER_ATTRIBUTE].as_str() != Some(tenant_id.as_str()) {
-        return Err(claim::foreign(
-            &format!("client {client_id} in realm {realm}"),
-            NOT_MARKED,
-        ));
-    }
-    let cid = id_of(&client)?;
-    let scope = kc
-        .get_json(&format!("/{realm}/client-scopes"))
-        .await?
-        .and_then(|all| {
-            all.as_array()?
-                .iter()
-                .find(|s| s["name"] == "organization")
-                .and_then(|s| s["id"].as_str().map(str::to_owned))
-        })
-        .ok_or_else(|| StepError::permanent(format!("realm {realm} has no organization scope")))?;
+    {
+        Some(cid) => cid,
+        None => {
+            let client = client_named(kc, realm, &client_id).await?.ok_or_else(|| {
+                StepError::transient(format!("client {client_id} not visible yet"))
+            })?;
+            if client["attributes"][OWNER_ATTRIBUTE].as_str() != Some(tenant_id.as_str()) {
+                return Err(claim::foreign(
+                    &format!("client {client_id} in realm {realm}"),
+                    NOT_MARKED,
+                ));
+            }
+            id_of(&client)?
+        }
+    };
     kc.delete(&format!(
         "/{realm}/clients/{cid}/optional-client-scopes/{scope}"
     ))
@@ -236,23 +310,14 @@ async fn ensure_admin(
     ctx: &StepCtx,
     org: &str,
 ) -> Result<(String, String), StepError> {
-    let admin = admin_of(ctx);
-    let username = admin.email.to_lowercase();
-    let tenant_id = ctx.require_tenant_id()?.to_string();
-    if let Some(id) = find_user(kc, realm, &username).await? {
-        let rep = kc
-            .get_json(&format!("/{realm}/users/{id}"))
-            .await?
-            .unwrap_or_default();
-        if !user_is_ours(&rep, &tenant_id) {
-            return Err(claim::foreign(
-                &format!("user {username} in realm {realm}"),
-                "it belongs to another tenant",
-            ));
-        }
-    }
-    let (username, user_id) =
-        put_admin(kc, realm, ctx, &admin_secret_ref(realm, ctx.key.as_str())).await?;
+    let (username, user_id) = put_admin(
+        kc,
+        realm,
+        ctx,
+        &admin_secret_ref(realm, ctx.key.as_str()),
+        true,
+    )
+    .await?;
     // 409: a member already, from an earlier attempt.
     kc.create(
         &format!("/{realm}/organizations/{org}/members"),
@@ -264,9 +329,9 @@ async fn ensure_admin(
 
 pub(super) async fn run(ctx: &StepCtx) -> Result<Value, StepError> {
     let kc = keycloak(ctx)?;
-    let realm = ensure_shared_realm(kc, ctx).await?;
+    let (realm, scope) = shared_realm(kc, ctx).await?;
     let org = ensure_org(kc, &realm, ctx).await?;
-    let client_id = ensure_client(kc, &realm, ctx).await?;
+    let client_id = ensure_client(kc, &realm, &scope, ctx).await?;
     let (username, user_id) = ensure_admin(kc, &realm, ctx, &org).await?;
     let key = ctx.key.as_str();
     Ok(json!({

@@ -125,7 +125,9 @@ enum Owner {
 /// marked: `listDatabases` makes FerretDB size every database of its
 /// Postgres, about a second on a busy cluster. Mongo has a database only
 /// while it has a collection, so an unmarked one is there iff it lists one.
-pub(super) async fn marker_of(db: &mongodb::Database) -> Result<Option<Option<Document>>, StepError> {
+pub(super) async fn marker_of(
+    db: &mongodb::Database,
+) -> Result<Option<Option<Document>>, StepError> {
     let marker = db
         .collection::<Document>(MARKER)
         .find_one(doc! { "_id": MARKER_ID })
