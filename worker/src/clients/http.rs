@@ -61,7 +61,12 @@ pub fn is_transient(status: StatusCode) -> bool {
 pub async fn unexpected(what: &str, resp: Response) -> StepError {
     let status = resp.status();
     let mut body = resp.text().await.unwrap_or_default();
-    body.truncate(300);
+    // At a character boundary: `truncate` panics inside a multibyte one.
+    let mut cut = body.len().min(300);
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    body.truncate(cut);
     let msg = format!("{what}: HTTP {status}: {body}");
     // Keycloak answers 400 "Database operation failed" (a realm) or "Could
     // not create user" when a create collides with one still committing,
