@@ -303,12 +303,18 @@ async fn upsert_user(
     credential: &Value,
     owner: Option<String>,
 ) -> Result<String, StepError> {
-    if let Some(id) = kc.create_located(&format!("/{realm}/users"), rep).await? {
-        return Ok(id);
-    }
+    let created = kc.create(&format!("/{realm}/users"), rep).await?;
+    // Looked up even when just created, as before `Location` was read
+    // elsewhere: in a suite run on a Keycloak holding ~500 realms, role
+    // mappings right after creates failed with a NullPointerException in
+    // Keycloak's role cache. Which of the two caused it is not known, so the
+    // realm path keeps the sequence that ran clean for weeks.
     let user_id = find_user(kc, realm, username)
         .await?
         .ok_or_else(|| StepError::transient("admin user not visible yet"))?;
+    if created {
+        return Ok(user_id);
+    }
     if let Some(owner) = owner {
         let found = kc
             .get_json(&format!("/{realm}/users/{user_id}"))
