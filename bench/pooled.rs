@@ -222,6 +222,31 @@ async fn drain(env: &TestEnv, out: &mut String) {
     }
 }
 
+/// The bench's realms are its own: removed after each section, so the
+/// stack's Keycloak, which slows past a few hundred realms, stays quick for
+/// whatever runs on it next.
+async fn drop_realms(env: &TestEnv) {
+    let Some(cfg) = env.cfg.keycloak.clone() else {
+        return;
+    };
+    let kc = landlord_worker::clients::keycloak::Keycloak::new(cfg, reqwest::Client::new());
+    let Ok(Some(list)) = kc.get_json("?briefRepresentation=true").await else {
+        eprintln!("could not list Keycloak's realms; the bench's are left");
+        return;
+    };
+    let ours = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["realm"].as_str())
+        .filter(|r| r.starts_with(&env.prefix));
+    for realm in ours {
+        if let Err(e) = kc.delete(&format!("/{realm}")).await {
+            eprintln!("could not delete realm {realm}: {e}");
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let mut out = String::new();
@@ -233,6 +258,7 @@ async fn main() {
     );
     let env = TestEnv::full_stack(&[]).await;
     side_by_side(&env, &mut out).await;
+    drop_realms(&env).await;
     // BENCH_POOLED_DRAIN_S3=0: the drain's tenants keep their files in
     // folders, so that the organizations' scaling is measured without
     // SeaweedFS's IAM writes, which slow linearly.
@@ -245,6 +271,7 @@ async fn main() {
         }
     };
     drain(&env, &mut out).await;
+    drop_realms(&env).await;
     print!("{out}");
     section::write_section("pooled", &out);
 }
