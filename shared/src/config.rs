@@ -470,6 +470,21 @@ mod tests {
     }
 
     #[test]
+    fn a_callback_url_must_be_absolute_http_and_loses_its_trailing_slash() {
+        let base = ("MASTER_DATABASE_URL", "postgres://x/y");
+        for bad in ["ftp://api", "api:8080", "/callbacks"] {
+            let e = from(&[base, ("LANDLORD_CALLBACK_URL", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("LANDLORD_CALLBACK_URL"),
+                "{bad}: {e}"
+            );
+        }
+        let cfg = from(&[base, ("LANDLORD_CALLBACK_URL", "https://api.example.com/")]).unwrap();
+        assert_eq!(cfg.callback_url.as_deref(), Some("https://api.example.com"));
+        assert_eq!(from(&[base]).unwrap().callback_url, None);
+    }
+
+    #[test]
     fn defaults_follow_seed_000() {
         let cfg = from(&[("MASTER_DATABASE_URL", "postgres://x/y")]).unwrap();
         assert_eq!(cfg.retry_attempts, 3);
