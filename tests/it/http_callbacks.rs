@@ -5,6 +5,7 @@ use crate::executor::{WAIT, custom_env, plan, start_executor};
 use crate::harness::{TestEnv, spawn_api};
 use landlord_shared::actions::{DeprovisionMode, start_deprovision};
 use serde_json::Value;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_without_a_live_token_or_a_report_are_refused() {
@@ -97,4 +98,57 @@ async fn hard_deprovisioning_has_the_executor_undo_the_custom_steps() {
         undos[0]["key"],
         format!("landlord:{provision}:infra").as_str()
     );
+}
+
+const QUICK: &str = r#"
+default = "custom"
+
+[http_steps.infra]
+start = "{ex}/slow?ms=100"
+timeout_secs = 3
+
+[plans.custom]
+tier = "standard"
+steps = ["infra"]
+"#;
+
+/// The deadline's wake-up job comes after the callback has ended the
+/// attempt: it is dropped before it takes the run's next driver epoch, so
+/// a late one never takes over a run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_wake_up_job_is_dropped_without_touching_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ex = start_executor(state.path(), 0).await;
+    let (env, _api, _worker) = custom_env(&dir, QUICK, &ex, &[]).await;
+    let run = env.provision_ok("late", &plan("custom"), WAIT).await;
+    let epoch = || async {
+        sqlx::query_scalar::<_, i64>("SELECT driver_epoch::bigint FROM workflow_runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap()
+    };
+    let before = epoch().await;
+    let infra = env.step(run, "infra").await;
+    assert_eq!(infra.attempts, 1);
+    // The run's first job, the callback's and the deadline's (due 4 s
+    // after the accept) all end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = env.jobs_of(run).await;
+        let wakes = jobs.iter().filter(|j| j.0 == infra.position).count();
+        if wakes == 2 && jobs.iter().all(|j| j.2 == "Done") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{jobs:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        epoch().await,
+        before,
+        "the late job took the run's driver epoch"
+    );
+    let run = env.wait_finished(run, WAIT).await;
+    assert_eq!(run.status, "completed");
 }
