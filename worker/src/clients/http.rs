@@ -56,17 +56,22 @@ pub fn is_transient(status: StatusCode) -> bool {
         || status == StatusCode::REQUEST_TIMEOUT
 }
 
+/// The start of a text for an operator's error message, cut at a
+/// character boundary (`String::truncate` panics inside a multibyte one).
+pub fn shorten(text: &str) -> &str {
+    let mut end = text.len().min(300);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// Turns an unexpected response into a step error naming what was tried.
 /// The body is cut short: it is for operators, not a data channel.
 pub async fn unexpected(what: &str, resp: Response) -> StepError {
     let status = resp.status();
-    let mut body = resp.text().await.unwrap_or_default();
-    // At a character boundary: `truncate` panics inside a multibyte one.
-    let mut cut = body.len().min(300);
-    while !body.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    body.truncate(cut);
+    let body = resp.text().await.unwrap_or_default();
+    let body = shorten(&body);
     let msg = format!("{what}: HTTP {status}: {body}");
     // Keycloak answers 400 "Database operation failed" (a realm) or "Could
     // not create user" when a create collides with one still committing,

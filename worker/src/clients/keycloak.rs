@@ -148,16 +148,9 @@ impl Keycloak {
         let resp = self.send(Method::POST, path, Some(body)).await?;
         match resp.status() {
             StatusCode::CONFLICT => Ok(None),
-            s if s.is_success() => resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| l.rsplit('/').next())
-                .filter(|id| !id.is_empty())
-                .map(|id| Some(id.to_owned()))
-                .ok_or_else(|| {
-                    StepError::transient(format!("POST {path}: created, but no Location"))
-                }),
+            s if s.is_success() => location_id(&resp).map(Some).ok_or_else(|| {
+                StepError::transient(format!("POST {path}: created, but no Location"))
+            }),
             _ => Err(unexpected(&format!("POST {path}"), resp).await),
         }
     }
@@ -208,4 +201,14 @@ impl Keycloak {
         }
         Err(unexpected(&format!("DELETE {path}"), resp).await)
     }
+}
+
+/// The id of what a 201 created: the last segment of its `Location`.
+pub fn location_id(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| l.rsplit('/').next())
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }

@@ -20,7 +20,7 @@
 //! naming the executor: retrying cannot make a broken executor answer
 //! sensibly. Transport errors, timeouts, 408, 429 and 5xx are transient.
 
-use crate::clients::http::{TracedSend, is_transient};
+use crate::clients::http::{TracedSend, is_transient, shorten};
 use crate::step::{Outcome, Step, StepCtx, StepError};
 use async_trait::async_trait;
 use landlord_shared::catalogue::HttpStep;
@@ -119,15 +119,6 @@ pub async fn call(
             shorten(&text)
         ))
     })
-}
-
-/// The start of a text, cut at a character boundary: for operators.
-pub fn shorten(text: &str) -> &str {
-    let mut end = text.len().min(300);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// The step's checkpoint once the executor has done the work.

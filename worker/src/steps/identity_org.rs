@@ -208,12 +208,7 @@ async fn ensure_org(kc: &Keycloak, realm: &str, ctx: &StepCtx) -> Result<String,
             return Err(StepError::transient(format!("realm {realm} is gone")));
         }
         r if r.status() == reqwest::StatusCode::CONFLICT => None,
-        r if r.status().is_success() => r
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| l.rsplit('/').next())
-            .map(str::to_owned),
+        r if r.status().is_success() => crate::clients::keycloak::location_id(&r),
         r => return Err(crate::clients::http::unexpected(&format!("POST {path}"), r).await),
     };
     if let Some(id) = created {
