@@ -5,7 +5,7 @@ use crate::harness::{ApiProcess, TestEnv, Worker, spawn_api};
 use landlord_shared::model::ProvisionParams;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Child;
 
@@ -83,13 +83,5 @@ pub fn plan(name: &str) -> ProvisionParams {
     ProvisionParams {
         plan: Some(name.into()),
         ..Default::default()
-    }
-}
-
-pub async fn wait_until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

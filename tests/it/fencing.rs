@@ -3,8 +3,8 @@
 //! orphan timeout; process B takes the step over; A is SIGCONTed while B's
 //! attempt still runs, and A's outcome is refused.
 
-use crate::harness::TestEnv;
-use std::time::{Duration, Instant};
+use crate::harness::{TestEnv, wait_until};
+use std::time::Duration;
 use tokio::process::Child;
 
 fn signal(child: &Child, sig: &str) {
@@ -14,14 +14,6 @@ fn signal(child: &Child, sig: &str) {
         .status()
         .expect("kill");
     assert!(status.success(), "kill {sig} {pid}");
-}
-
-async fn wait_until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,13 +69,7 @@ async fn a_paused_worker_that_wakes_late_commits_nothing() {
         assert_eq!(env.step(run.id, later).await.attempts, 1, "{later}");
     }
     // One checkpoint, no job left behind, nothing duplicated.
-    let checkpoints = env
-        .count(
-            "SELECT count(*) FROM tenant_provision_logs
-             WHERE step = 'postgres' AND status = 'success' AND run_id::text = $1",
-            run.id,
-        )
-        .await;
+    let checkpoints = postgres_checkpoints(&env, run.id).await;
     assert_eq!(checkpoints, 1);
     let jobs = env
         .count(
@@ -204,12 +190,17 @@ async fn a_job_delivered_twice_to_one_worker_survives_its_crash() {
     assert_eq!(run.status, "completed", "{:?}", run.error);
     let _ = b.start_kill();
     assert_eq!(env.databases_and_roles("twice").await, (1, 1));
-    let checkpoints = env
-        .count(
-            "SELECT count(*) FROM tenant_provision_logs
-             WHERE step = 'postgres' AND status = 'success' AND run_id::text = $1",
-            run.id,
-        )
-        .await;
+    let checkpoints = postgres_checkpoints(&env, run.id).await;
     assert_eq!(checkpoints, 1);
+}
+
+/// The postgres step's success lines in the run's provision log: one per
+/// committed checkpoint.
+async fn postgres_checkpoints(env: &TestEnv, run: uuid::Uuid) -> i64 {
+    env.count(
+        "SELECT count(*) FROM tenant_provision_logs
+         WHERE step = 'postgres' AND status = 'success' AND run_id::text = $1",
+        run,
+    )
+    .await
 }

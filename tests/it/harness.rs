@@ -498,3 +498,15 @@ pub async fn create_token(env: &TestEnv, permission: &str) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Polls `done` until it holds; fails the test after `secs`, naming `what`.
+pub async fn wait_until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

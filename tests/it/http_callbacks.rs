@@ -2,10 +2,9 @@
 //! whose plan has custom steps.
 
 use crate::executor::{WAIT, custom_env, plan, start_executor};
-use crate::harness::{TestEnv, spawn_api};
+use crate::harness::{TestEnv, spawn_api, wait_until};
 use landlord_shared::actions::{DeprovisionMode, start_deprovision};
 use serde_json::Value;
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_without_a_live_token_or_a_report_are_refused() {
@@ -134,16 +133,12 @@ async fn a_late_wake_up_job_is_dropped_without_touching_the_run() {
     assert_eq!(infra.attempts, 1);
     // The run's first job, the callback's and the deadline's (due 4 s
     // after the accept) all end.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_until("the run's three jobs end", 30, async || {
         let jobs = env.jobs_of(run).await;
         let wakes = jobs.iter().filter(|j| j.0 == infra.position).count();
-        if wakes == 2 && jobs.iter().all(|j| j.2 == "Done") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{jobs:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        wakes == 2 && jobs.iter().all(|j| j.2 == "Done")
+    })
+    .await;
     assert_eq!(
         epoch().await,
         before,

@@ -4,7 +4,8 @@
 //! the step and rollback calls the executor's undo, and an executor killed
 //! while it holds accepted work is asked again after the step's deadline.
 
-use crate::executor::{WAIT, custom_env, plan, start_executor, wait_until};
+use crate::executor::{WAIT, custom_env, plan, start_executor};
+use crate::harness::wait_until;
 use landlord_shared::actions::{cancel_run, rollback_run};
 use serde_json::Value;
 use std::time::Duration;
