@@ -204,3 +204,46 @@ async fn postgres_checkpoints(env: &TestEnv, run: uuid::Uuid) -> i64 {
     )
     .await
 }
+
+/// Whatever closes a run's job too early (apalis acks by worker name, and
+/// records a delivery's lock late, so a refused delivery can close the job
+/// another worker still drives), a worker's crash must not strand the run:
+/// the workers' sweep finds the unfinished run without a live job and gives
+/// it one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_job_was_closed_under_its_driver_is_resumed_after_a_crash() {
+    let env = TestEnv::new(&[]).await;
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let run = env.start("closed").await.run;
+    let mut a = env.worker_process(&[("LANDLORD_FAULTS", "postgres:sleep-after:8000")], &a_log);
+    wait_until("A inside the postgres step", 60, async || {
+        env.step(run.id, "postgres").await.status == "running"
+    })
+    .await;
+    // The job closed under A, as a refused delivery elsewhere would.
+    let closed = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Done', done_at = now()
+         WHERE status = 'Running' AND convert_from(job, 'UTF8')::jsonb->>'run_id' = $1",
+    )
+    .bind(run.id.to_string())
+    .execute(&env.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(closed, 1);
+    signal(&a, "-KILL");
+    let _ = a.wait().await;
+
+    let mut b = env.worker_process(&[], &b_log);
+    let run = env.wait_finished(run.id, Duration::from_secs(60)).await;
+    let _ = b.start_kill();
+    assert_eq!(run.status, "completed", "{:?}", run.error);
+    let b_text = std::fs::read_to_string(&b_log).unwrap();
+    assert!(
+        b_text.contains("resumed a run left without a queue job"),
+        "{b_text}"
+    );
+    assert_eq!(postgres_checkpoints(&env, run.id).await, 1);
+    assert_eq!(env.databases_and_roles("closed").await, (1, 1));
+}

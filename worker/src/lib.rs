@@ -8,6 +8,7 @@ pub mod notify;
 pub mod runner;
 pub mod step;
 pub mod steps;
+pub mod stranded;
 pub mod templates;
 
 pub use engine::Engine;

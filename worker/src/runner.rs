@@ -127,6 +127,12 @@ pub async fn run_worker(
     let sweeper = cfg
         .session_sweep
         .map(|every| tokio::spawn(crate::liveness::sweep(pool.clone(), every)));
+    // A run is resumed after two sightings without a job, a sweep apart:
+    // by then a job that was only being handed over has shown up.
+    let stranded = tokio::spawn(crate::stranded::sweep(
+        pool.clone(),
+        cfg.orphan_timeout().max(Duration::from_secs(1)),
+    ));
     let sessions = cfg.session_sweep.is_some().then_some(&pool);
     let steps = supervise("steps", "", sessions, stopping.clone(), |name, stop| {
         WorkerBuilder::new(name)
@@ -156,6 +162,7 @@ pub async fn run_worker(
     if let Some(sweeper) = sweeper {
         sweeper.abort();
     }
+    stranded.abort();
     a?;
     b?;
     Ok(())

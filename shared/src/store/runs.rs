@@ -327,3 +327,33 @@ pub async fn bind_idempotency_key(
     .await
     .map(drop)
 }
+
+/// Runs still running or compensating that no queue job can move: every
+/// job of theirs is done, or failed for good. The engine keeps one live
+/// job per unfinished run, so these were stranded by an acknowledgement
+/// the queue made in the wrong place (apalis acks a job by worker name, and
+/// records a delivery's lock after its handler has started).
+pub async fn runs_without_job(ex: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        r#"WITH live AS (
+               SELECT convert_from(job, 'UTF8')::jsonb->>'run_id' AS run_id FROM apalis.jobs
+               WHERE status IN ('Pending', 'Queued', 'Running')
+                  OR (status = 'Failed' AND attempts < max_attempts))
+           SELECT r.id AS "id!" FROM workflow_runs r
+           WHERE r.status IN ('running', 'compensating')
+             AND NOT EXISTS (SELECT 1 FROM live WHERE live.run_id = r.id::text)"#
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Takes the run's sweep lock for the transaction; false when another
+/// worker's sweep holds it.
+pub async fn lock_for_sweep(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT pg_try_advisory_xact_lock(hashtextextended($1::text, 7)) AS "locked!""#,
+        run_id.to_string()
+    )
+    .fetch_one(ex)
+    .await
+}
