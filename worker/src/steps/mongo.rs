@@ -124,7 +124,8 @@ enum Owner {
 /// not exist, else its marker document, if any. One `find` when it is
 /// marked: `listDatabases` makes FerretDB size every database of its
 /// Postgres, about a second on a busy cluster. Mongo has a database only
-/// while it has a collection, so an unmarked one is there iff it lists one.
+/// while it has a collection, so an unmarked one is there iff it lists one
+/// other than the marker's.
 pub(super) async fn marker_of(
     db: &mongodb::Database,
 ) -> Result<Option<Option<Document>>, StepError> {
@@ -144,7 +145,20 @@ pub(super) async fn marker_of(
         .instrument(mongo_span("listCollections"))
         .await
         .map_err(mongo_error)?;
-    Ok((!collections.is_empty()).then_some(None))
+    if collections.iter().any(|c| c != MARKER) {
+        return Ok(Some(None));
+    }
+    // Only our marker's collection, and empty: a concurrent first create
+    // of ours (the collection shows before its document), which the
+    // caller's insert then meets as a duplicate key.
+    let held = db
+        .collection::<Document>(MARKER)
+        .count_documents(doc! {})
+        .into_future()
+        .instrument(mongo_span("count"))
+        .await
+        .map_err(mongo_error)?;
+    Ok((held > 0).then_some(None))
 }
 
 /// Whether the tenant's database exists and holds our marker document.
