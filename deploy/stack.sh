@@ -336,10 +336,13 @@ EOF
   )
   # Each bucket written to takes 7 volumes (SeaweedFS grows a collection by
   # 7): a few hundred leaves room for the suite run again and again.
+  # minFreeSpace: the default 1% of the disk turns every volume read-only on
+  # a large, busy disk (a CI run failed its S3 tests that way); SeaweedFS
+  # here holds a few MB, so it stops writing only when the disk is nearly full.
   spawn s3 "$venv/bin/weed" server -dir="$d/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port=$SW_MASTER_PORT -master.port.grpc=$SW_MASTER_GRPC \
     -master.telemetry=false -master.volumeSizeLimitMB=64 -master.electionTimeout=1s \
-    -volume.port=$SW_VOLUME_PORT -volume.port.grpc=$SW_VOLUME_GRPC -volume.max=300 -volume.preStopSeconds=0 \
+    -volume.port=$SW_VOLUME_PORT -volume.port.grpc=$SW_VOLUME_GRPC -volume.max=300 -volume.minFreeSpace=256MiB -volume.preStopSeconds=0 \
     -filer.port=$SW_FILER_PORT -filer.port.grpc=$SW_FILER_GRPC \
     -s3 -s3.port=$S3_PORT -s3.port.grpc=$SW_S3_GRPC -s3.config="$d/s3.json" \
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.allowDeleteBucketNotEmpty=false \

@@ -9,6 +9,7 @@ export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
 export LANDLORD_PG_PORT=${LANDLORD_PG_PORT:-54329}
 deploy/pg.sh start
 eval "$(deploy/pg.sh env)"
+tests/sweep.sh
 # The store's compile-time query data must match the migrations.
 deploy/sqlx.sh check
 deploy/stack.sh start

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Drops what earlier test runs left on the private Postgres: each test env
+# names its databases and roles t<8 random chars>_… (tests/it/harness.rs),
+# and a kept cluster otherwise grows by a few GB per full run, enough over
+# a day of runs to fill the disk (SeaweedFS then turns read-only).
+# Only names of that shape go; the cluster is ours (deploy/pg.sh).
+set -euo pipefail
+: "${POSTGRES_ADMIN_URL:?run after eval \"\$(deploy/pg.sh env)\"}"
+psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_ADMIN_URL" <<'SQL'
+SELECT format('ALTER DATABASE %I IS_TEMPLATE false', datname)
+  FROM pg_database WHERE datname ~ '^t[a-z0-9]{8}_' AND datistemplate \gexec
+SELECT format('DROP DATABASE %I WITH (FORCE)', datname)
+  FROM pg_database WHERE datname ~ '^t[a-z0-9]{8}_' \gexec
+-- A role that still owns something elsewhere stays; the run goes on.
+DO $$
+DECLARE r text;
+BEGIN
+  FOR r IN SELECT rolname FROM pg_roles WHERE rolname ~ '^t[a-z0-9]{8}_' LOOP
+    BEGIN
+      EXECUTE format('DROP ROLE %I', r);
+    EXCEPTION WHEN dependent_objects_still_exist THEN
+      RAISE NOTICE 'kept role %: %', r, SQLERRM;
+    END;
+  END LOOP;
+END $$;
+SQL
