@@ -324,29 +324,38 @@ launch_mongo() {
     --state-dir="$d" --telemetry=disable --log-level=INFO
 }
 
-# -s3.iam.readOnly=false: storage prefix mode makes each tenant's scoped
-# credentials through the IAM API on the S3 port.
+# Storage prefix mode hands each tenant short-lived credentials from STS
+# GetFederationToken (SeaweedFS serves STS on its S3 port), scoped by a
+# session policy to the tenant's prefix. A federation token holds the
+# caller's policies intersected with that session policy, so our identity
+# carries a managed policy (landlord-broker); its legacy actions alone give
+# the token nothing. STS signs tokens with a key derived from the SSE-S3
+# master key, made once per data directory so tokens survive a restart.
 launch_s3() {
   local d; d=$(svc_dir s3); mkdir -p "$d/data"
   (umask 077; cat > "$d/s3.json" <<EOF
 {"identities": [{"name": "landlord",
   "credentials": [{"accessKey": "$S3_ACCESS_KEY", "secretKey": "$S3_SECRET_KEY"}],
-  "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+  "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+  "policyNames": ["landlord-broker"]}],
+ "policies": [{"name": "landlord-broker",
+  "content": "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"s3:*\"],\"Resource\":[\"arn:aws:s3:::*\"]}]}"}]}
 EOF
+  [ -s "$d/data/sse-kek" ] || od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$d/data/sse-kek"
   )
   # Each bucket written to takes 7 volumes (SeaweedFS grows a collection by
   # 7): a few hundred leaves room for the suite run again and again.
   # minFreeSpace: the default 1% of the disk turns every volume read-only on
   # a large, busy disk (a CI run failed its S3 tests that way); SeaweedFS
   # here holds a few MB, so it stops writing only when the disk is nearly full.
+  WEED_S3_SSE_KEK=$(cat "$d/data/sse-kek") \
   spawn s3 "$venv/bin/weed" server -dir="$d/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.port=$SW_MASTER_PORT -master.port.grpc=$SW_MASTER_GRPC \
     -master.telemetry=false -master.volumeSizeLimitMB=64 -master.electionTimeout=1s \
     -volume.port=$SW_VOLUME_PORT -volume.port.grpc=$SW_VOLUME_GRPC -volume.max=300 -volume.minFreeSpace=256MiB -volume.preStopSeconds=0 \
     -filer.port=$SW_FILER_PORT -filer.port.grpc=$SW_FILER_GRPC \
     -s3 -s3.port=$S3_PORT -s3.port.grpc=$SW_S3_GRPC -s3.config="$d/s3.json" \
-    -s3.port.iceberg=0 -s3.port.lance=0 -s3.allowDeleteBucketNotEmpty=false \
-    -s3.iam.readOnly=false
+    -s3.port.iceberg=0 -s3.port.lance=0 -s3.allowDeleteBucketNotEmpty=false
 }
 
 launch_qdrant() {

@@ -11,7 +11,7 @@
 
 use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::catalogue::{Catalogue, Plan};
-use landlord_shared::config::ConfigError;
+use landlord_shared::config::{ConfigError, S3Config};
 use landlord_shared::plan::plan_provision_for;
 use std::sync::Arc;
 
@@ -31,6 +31,9 @@ pub struct ApiConfig {
     pub backends: Vec<Backend>,
     /// Where tenant files go: bucket or folder.
     pub storage: Backend,
+    /// The engine config's S3: where storage `prefix` credentials are
+    /// minted (STS) and which endpoint they are for.
+    pub s3: Option<S3Config>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +58,7 @@ impl ApiConfig {
             .filter(|b| b.configured(engine))
             .collect();
         cfg.storage = Backend::storage(engine);
+        cfg.s3 = engine.s3.clone();
         Ok(cfg)
     }
 
@@ -102,6 +106,7 @@ impl ApiConfig {
             plans: Arc::new(Catalogue::builtin()),
             backends: Backend::ALL.to_vec(),
             storage: Backend::Folder,
+            s3: None,
         })
     }
 }

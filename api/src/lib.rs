@@ -13,12 +13,15 @@ pub mod mask;
 mod openapi;
 mod queries;
 mod routes;
+pub mod sts;
 mod views;
 
 use crate::auth::jwt::JwtVerifier;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::routes::{callbacks, health, provision, runs, tenant_actions, tenants};
+use crate::routes::{
+    callbacks, health, provision, runs, storage_credentials, tenant_actions, tenants,
+};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
@@ -40,15 +43,19 @@ pub struct AppState {
     pub pool: PgPool,
     pub cfg: Arc<ApiConfig>,
     pub jwt: Option<Arc<JwtVerifier>>,
+    /// Mints storage `prefix` credentials; `None` without S3.
+    pub sts: Option<Arc<sts::Sts>>,
 }
 
 impl AppState {
     pub fn new(pool: PgPool, cfg: ApiConfig) -> Self {
         let jwt = cfg.jwt.clone().map(|j| Arc::new(JwtVerifier::new(j)));
+        let sts = cfg.s3.clone().map(|s3| Arc::new(sts::Sts::new(s3)));
         Self {
             pool,
             cfg: Arc::new(cfg),
             jwt,
+            sts,
         }
     }
 }
@@ -61,6 +68,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::runs))
         .routes(routes!(tenant_actions::retry))
         .routes(routes!(tenant_actions::rollback))
+        .routes(routes!(storage_credentials::issue))
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
         .routes(routes!(runs::cancel))

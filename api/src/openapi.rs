@@ -100,7 +100,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 13);
+        assert_eq!(ids.len(), 14);
         let links = &doc["paths"]["/tenants"]["post"]["responses"]["202"]["links"];
         assert_eq!(links["GetRun"]["operationId"], "getRun");
         assert!(links["GetRun"].get("operation_id").is_none());

@@ -212,6 +212,26 @@ pub async fn resources(
     .await
 }
 
+/// The live `s3_prefix` resource of a tenant, as (bucket, prefix): the
+/// storage step names it `{bucket}/{tenant}/`.
+pub async fn storage_prefix(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+) -> sqlx::Result<Option<(String, String)>> {
+    let name = sqlx::query_scalar!(
+        "SELECT name FROM tenant_resources
+         WHERE tenant_id = $1 AND kind = 's3_prefix' AND deleted_at IS NULL
+         ORDER BY created_at DESC LIMIT 1",
+        tenant_id
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(name.and_then(|n| {
+        n.split_once('/')
+            .map(|(bucket, prefix)| (bucket.to_owned(), prefix.to_owned()))
+    }))
+}
+
 pub async fn logs(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Vec<LogView>> {
     sqlx::query_as!(
         LogView,

@@ -94,9 +94,10 @@ pub struct QdrantConfig {
 #[derive(Debug, Clone)]
 pub struct S3Config {
     pub endpoint: String,
-    /// The AWS-compatible IAM API that makes a `prefix` tenant's scoped
-    /// credentials (`S3_IAM_ENDPOINT`; SeaweedFS serves it on its S3 port).
-    pub iam_endpoint: String,
+    /// The AWS-compatible STS API that mints a `prefix` tenant's scoped,
+    /// short-lived credentials (`S3_STS_ENDPOINT`; SeaweedFS serves it on
+    /// its S3 port).
+    pub sts_endpoint: String,
     pub region: String,
     pub access_key: String,
     pub secret_key: SecretString,
@@ -237,7 +238,7 @@ impl Config {
             s3: match get("S3_ENDPOINT") {
                 None => None,
                 Some(endpoint) => Some(S3Config {
-                    iam_endpoint: get("S3_IAM_ENDPOINT").unwrap_or_else(|| endpoint.clone()),
+                    sts_endpoint: get("S3_STS_ENDPOINT").unwrap_or_else(|| endpoint.clone()),
                     endpoint,
                     region: get("S3_REGION").unwrap_or_else(|| "us-east-1".into()),
                     access_key: get("S3_ACCESS_KEY")
@@ -383,8 +384,8 @@ impl Config {
                 opt(self.s3.as_ref().map(|s| s.endpoint.as_str())),
             ),
             (
-                "S3_IAM_ENDPOINT",
-                opt(self.s3.as_ref().map(|s| s.iam_endpoint.as_str())),
+                "S3_STS_ENDPOINT",
+                opt(self.s3.as_ref().map(|s| s.sts_endpoint.as_str())),
             ),
             (
                 "S3_ACCESS_KEY",

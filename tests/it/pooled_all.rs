@@ -8,7 +8,7 @@ use crate::harness::TestEnv;
 use crate::pooled::{connect_as, pool_db, scalar, schema_exists};
 use crate::probe::{Probe, SharedRealm};
 use crate::qdrant_shared::Qdrant;
-use crate::storage_prefix::{S3, creds_of};
+use crate::storage_prefix::{CredentialsApi, S3};
 use landlord_shared::actions::{DeprovisionMode, rollback_run, start_deprovision};
 use landlord_shared::model::{AdminContact, ProvisionParams};
 use mongodb::bson::{Document, doc};
@@ -38,6 +38,7 @@ struct Pool<'a> {
     realm: SharedRealm<'a>,
     qdrant: Qdrant,
     s3: S3,
+    storage: CredentialsApi,
 }
 
 /// What a tenant holds on every server.
@@ -65,7 +66,7 @@ impl Pool<'_> {
 
     /// The tenant's own data in every shared place, written as its
     /// application would; `objects` with the tenant's own key.
-    async fn write(&self, tenant: &str, run: Uuid, n: u64) {
+    async fn write(&self, tenant: &str, n: u64) {
         let env = self.env;
         let id = self.tenant_id(tenant).await.to_string();
         let mut conn = connect_as(env, tenant, &pool_db(env)).await.unwrap();
@@ -93,7 +94,7 @@ impl Pool<'_> {
                 json!([{ "id": n, "vector": vec![0.5; size], "payload": { "tenant_id": id } }]),
             )
             .await;
-        let (creds, _) = creds_of(env, run).await;
+        let (creds, _) = self.storage.creds(tenant).await;
         assert_eq!(
             self.s3.put(&creds, &format!("{tenant}/report.pdf")).await,
             200
@@ -171,10 +172,11 @@ async fn three_standard_tenants_rolled_back_and_deprovisioned_leave_the_first_un
             http: reqwest::Client::new(),
         },
         s3: S3::new(&env, &format!("{}-shared-files", env.prefix)),
+        storage: CredentialsApi::start(&env).await,
     };
     let worker = env.spawn_worker().await;
-    let first = env.provision_ok("first", &standard("first"), WAIT).await;
-    pool.write("first", first, 1).await;
+    env.provision_ok("first", &standard("first"), WAIT).await;
+    pool.write("first", 1).await;
     let first_id = pool.tenant_id("first").await.to_string();
     let before = pool.holdings("first", &first_id).await;
     assert_eq!(before.members, ["admin@first.example.com"]);
@@ -182,8 +184,8 @@ async fn three_standard_tenants_rolled_back_and_deprovisioned_leave_the_first_un
     assert!(before.rows.is_some_and(|n| n >= 2), "{before:?}");
     assert_eq!(
         (before.documents, before.points, before.secrets),
-        (2, 1, 3),
-        "first holds its own on every server"
+        (2, 1, 2),
+        "first holds its own on every server (identity and postgres secrets; storage keeps none)"
     );
     let marker = format!("first/.landlord-tenant-{first_id}");
     assert_eq!(before.objects, [marker.as_str(), "first/report.pdf"]);
@@ -204,8 +206,8 @@ async fn three_standard_tenants_rolled_back_and_deprovisioned_leave_the_first_un
     let rolled = env.wait_finished(middle.id, WAIT).await;
     assert_eq!(rolled.status, "compensated", "{:?}", rolled.error);
 
-    let third = env.provision_ok("third", &standard("third"), WAIT).await;
-    pool.write("third", third, 3).await;
+    env.provision_ok("third", &standard("third"), WAIT).await;
+    pool.write("third", 3).await;
     let third_id = pool.tenant_id("third").await.to_string();
     assert_eq!(pool.holdings("third", &third_id).await.points, 1);
     let hard = start_deprovision(&env.pool, &env.key("third"), DeprovisionMode::Hard, true)

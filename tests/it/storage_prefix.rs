@@ -1,10 +1,10 @@
 //! Storage in prefix mode on the real SeaweedFS: tenants share a bucket,
-//! each under `{tenant}/` with credentials that reach nothing else.
+//! each under `{tenant}/`, with short-lived credentials from the API (STS)
+//! that reach nothing else.
 
-use crate::harness::TestEnv;
+use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use landlord_shared::actions::{DeprovisionMode, rollback_run, start_deprovision};
 use landlord_shared::model::ProvisionParams;
-use landlord_shared::secrets::SecretStore;
 use rusty_s3::actions::S3Action;
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 use secrecy::ExposeSecret;
@@ -83,17 +83,50 @@ impl S3 {
     }
 }
 
-/// The tenant's credentials, as the application reads them back.
-pub async fn creds_of(env: &TestEnv, run: uuid::Uuid) -> (Credentials, Value) {
-    let out = env.step(run, "storage").await.output.unwrap();
-    let store = SecretStore::from_base64(env.cfg.secret_key.as_ref().unwrap()).unwrap();
-    let secret = store
-        .get(&env.pool, out["secret_ref"].as_str().unwrap())
-        .await
-        .unwrap();
-    let (id, key) = secret.expose_secret().split_once(':').unwrap();
-    assert_eq!(id, out["access_key_id"].as_str().unwrap());
-    (Credentials::new(id.to_owned(), key.to_owned()), out)
+/// The API a tenant's application asks for its storage credentials.
+pub struct CredentialsApi {
+    api: ApiProcess,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl CredentialsApi {
+    pub async fn start(env: &TestEnv) -> Self {
+        Self {
+            api: spawn_api(env).await,
+            token: create_token(env, "system:*").await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST /tenants/{tenant}/storage-credentials{query}`: status, body.
+    pub async fn issue(&self, tenant: &str, query: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/tenants/{tenant}/storage-credentials{query}",
+                self.api.url
+            ))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The tenant's credentials, as its application gets them.
+    pub async fn creds(&self, tenant: &str) -> (Credentials, Value) {
+        let (status, body) = self.issue(tenant, "").await;
+        assert_eq!(status, 200, "{body}");
+        let part = |k: &str| body[k].as_str().unwrap().to_owned();
+        let creds = Credentials::new_with_token(
+            part("access_key_id"),
+            part("secret_access_key"),
+            part("session_token"),
+        );
+        (creds, body)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,12 +134,19 @@ async fn prefix_tenants_share_a_bucket_each_with_credentials_for_its_prefix_only
     let dir = tempfile::tempdir().unwrap();
     let env = TestEnv::with_catalogue(&dir, CATALOGUE, true).await;
     let worker = env.spawn_worker().await;
-    let (a, b) = tokio::join!(provision(&env, "filesa"), provision(&env, "filesb"));
-    let (ca, out_a) = creds_of(&env, a).await;
-    let (cb, _) = creds_of(&env, b).await;
+    let api = CredentialsApi::start(&env).await;
+    let (a, _) = tokio::join!(provision(&env, "filesa"), provision(&env, "filesb"));
+    let out = env.step(a, "storage").await.output.unwrap();
+    assert!(out.get("secret_ref").is_none(), "the step keeps no secret");
+    let (ca, got_a) = api.creds("filesa").await;
+    let (cb, _) = api.creds("filesb").await;
     let bucket = format!("{}-shared-files", env.prefix);
-    assert_eq!(out_a["bucket"], bucket.as_str());
-    assert_eq!(out_a["prefix"], "filesa/");
+    assert_eq!(got_a["bucket"], bucket.as_str());
+    assert_eq!(got_a["prefix"], "filesa/");
+    assert_eq!(
+        got_a["endpoint"],
+        env.cfg.s3.as_ref().unwrap().endpoint.as_str()
+    );
     let s3 = S3::new(&env, &bucket);
 
     // A's keys reach A's prefix and nothing else.
@@ -127,7 +167,38 @@ async fn prefix_tenants_share_a_bucket_each_with_credentials_for_its_prefix_only
     assert_eq!(s3.list(&ca, "").await.0, 403, "A lists the whole bucket");
     assert_eq!(s3.list(&ca, "filesb/").await.0, 403, "A lists B's prefix");
 
-    // B goes: its objects and its user; A keeps everything.
+    // The lifetime asked for, within STS's bounds; each issue audited
+    // without its secret; a bad lifetime is refused before anything.
+    let (status, short) = api.issue("filesa", "?duration_secs=900").await;
+    assert_eq!(status, 200, "{short}");
+    let expires: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(short["expires_at"].clone()).unwrap();
+    let left = (expires - chrono::Utc::now()).num_seconds();
+    assert!((840..=900).contains(&left), "{left} s left");
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'tenant.storage_credentials'";
+    assert_eq!(env.count_all(audited).await, 3);
+    let leaked = "SELECT count(*) FROM audit_log WHERE details::text LIKE '%secret_access_key%'
+                  OR details::text LIKE '%session_token%'";
+    assert_eq!(env.count_all(leaked).await, 0);
+    for bad in [
+        "?duration_secs=899",
+        "?duration_secs=43201",
+        "?duration_secs=x",
+    ] {
+        let (status, problem) = api.issue("filesa", bad).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+        assert!(problem.to_string().contains("duration_secs"), "{problem}");
+    }
+    assert_eq!(
+        env.count_all(audited).await,
+        3,
+        "refused requests issue nothing"
+    );
+    assert_eq!(api.issue("nosuchtenant", "").await.0, 404);
+
+    // B goes: its objects, and no more credentials are issued for it. A
+    // token issued before lives until it expires (STS cannot revoke); the
+    // prefix it reaches is empty.
     let hard = start_deprovision(&env.pool, &env.key("filesb"), DeprovisionMode::Hard, true)
         .await
         .unwrap()
@@ -142,11 +213,13 @@ async fn prefix_tenants_share_a_bucket_each_with_credentials_for_its_prefix_only
         s3.list(&admin, "filesb/").await.1.is_empty(),
         "B's objects gone"
     );
-    assert_eq!(
-        s3.get(&cb, "filesb/doc.txt").await,
-        403,
-        "B's key no longer works"
+    let (status, problem) = api.issue("filesb", "").await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem.to_string().contains("active tenants only"),
+        "{problem}"
     );
+    assert_eq!(s3.get(&cb, "filesb/doc.txt").await, 404, "B's object gone");
     assert_eq!(s3.get(&ca, "filesa/doc.txt").await, 200, "A untouched");
     assert!(
         s3.list(&admin, "filesa/")

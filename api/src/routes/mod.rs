@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod health;
 pub mod provision;
 pub mod runs;
+pub mod storage_credentials;
 pub mod tenant_actions;
 pub mod tenants;
 

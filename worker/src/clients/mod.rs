@@ -1,5 +1,4 @@
 //! Clients of the external services steps talk to.
 
 pub mod http;
-pub mod iam;
 pub mod keycloak;
