@@ -1,8 +1,9 @@
 //! Pooled tenants on the whole stack (issue 22): a full `standard` tenant
-//! (organization, schema, shared Mongo and Qdrant, a prefix with its own
-//! key) against a full `enterprise` one (realm, database, Mongo database,
+//! (organization, schema, shared Mongo and Qdrant, a storage prefix)
+//! against a full `enterprise` one (realm, database, Mongo database,
 //! collection, bucket), alternating in one run on one worker; then many
-//! `standard` tenants queued at once and drained by two worker processes.
+//! `standard` tenants queued at once and drained by two worker processes,
+//! and (with S3) storage credentials issued by the API once they exist.
 //!
 //! Run with `bench/run.sh pooled` (starts the test stack);
 //! `BENCH_POOLED_TENANTS` sets the drain's size (default 1000);
@@ -16,7 +17,7 @@ mod section;
 
 use chrono::Utc;
 use common::{machine, ms, pct, spawn_workers_with, stop};
-use harness::TestEnv;
+use harness::{TestEnv, create_token, spawn_api};
 use landlord_shared::model::{AdminContact, ProvisionParams, Run};
 use landlord_shared::store;
 use std::collections::BTreeMap;
@@ -80,7 +81,7 @@ async fn side_by_side(env: &TestEnv, out: &mut String) {
     let _ = writeln!(
         out,
         "### A full pooled tenant and a full silo tenant ({COMPARE_RUNS} of each, alternating, 1 worker process)\n\n\
-         standard: organization in the shared realm, schema, shared Mongo and Qdrant, a prefix with its own IAM key; \
+         standard: organization in the shared realm, schema, shared Mongo and Qdrant, a storage prefix (credentials are issued on request, outside the run); \
          enterprise: realm, database, Mongo database, collection, bucket.\n"
     );
     out.push_str("| measure | standard median | standard p99 | enterprise median | enterprise p99 |\n|---|---|---|---|---|\n");
@@ -114,7 +115,7 @@ async fn side_by_side(env: &TestEnv, out: &mut String) {
     out.push('\n');
 }
 
-async fn drain(env: &TestEnv, out: &mut String) {
+async fn drain(env: &TestEnv, out: &mut String) -> usize {
     let n: usize = std::env::var("BENCH_POOLED_TENANTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -220,6 +221,50 @@ async fn drain(env: &TestEnv, out: &mut String) {
             pct(&active[n.saturating_sub(20)..], 0.5) / pct(&active[..20.min(n)], 0.5)
         );
     }
+    ids.len()
+}
+
+/// `POST /tenants/{id}/storage-credentials` for the first and the last 50
+/// drained tenants, one at a time: what an application waits for, and
+/// whether it depends on how many tenants exist (STS stores nothing).
+async fn issue_credentials(env: &TestEnv, n: usize, out: &mut String) {
+    let api = spawn_api(env).await;
+    let token = create_token(env, "system:*").await;
+    let http = reqwest::Client::new();
+    let issue = async |i: usize| {
+        let t = Instant::now();
+        let resp = http
+            .post(format!("{}/tenants/pool{i}/storage-credentials", api.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "pool{i}: {}",
+            resp.text().await.unwrap()
+        );
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let k = 50.min(n);
+    let mut first = Vec::with_capacity(k);
+    for i in 0..k {
+        first.push(issue(i).await);
+    }
+    let mut last = Vec::with_capacity(k);
+    for i in n - k..n {
+        last.push(issue(i).await);
+    }
+    let _ = writeln!(
+        out,
+        "Storage credentials issued by the API (STS, one request at a time, {n} tenants existing): \
+         first {k} tenants {:.1} ms median / {:.1} ms p99, last {k} {:.1} ms / {:.1} ms.\n",
+        pct(&first, 0.5),
+        pct(&first, 0.99),
+        pct(&last, 0.5),
+        pct(&last, 0.99)
+    );
 }
 
 /// The bench's realms are its own: removed after each section, so the
@@ -260,8 +305,7 @@ async fn main() {
     side_by_side(&env, &mut out).await;
     drop_realms(&env).await;
     // BENCH_POOLED_DRAIN_S3=0: the drain's tenants keep their files in
-    // folders, so that the organizations' scaling is measured without
-    // SeaweedFS's IAM writes, which slow linearly.
+    // folders (to measure the rest without SeaweedFS).
     let with_s3 = std::env::var("BENCH_POOLED_DRAIN_S3").map_or(true, |v| v != "0");
     let env = match with_s3 {
         true => TestEnv::full_stack(&[]).await,
@@ -270,7 +314,10 @@ async fn main() {
             TestEnv::full_stack(&[("S3_ENDPOINT", "")]).await
         }
     };
-    drain(&env, &mut out).await;
+    let n = drain(&env, &mut out).await;
+    if with_s3 {
+        issue_credentials(&env, n, &mut out).await;
+    }
     drop_realms(&env).await;
     print!("{out}");
     section::write_section("pooled", &out);

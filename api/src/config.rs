@@ -5,7 +5,7 @@
 //! | `LANDLORD_AUTH_ISSUER` | unset: JWTs are refused, API tokens only | OIDC issuer, e.g. `https://kc/realms/ops`; its JWKS is fetched via discovery |
 //! | `LANDLORD_AUTH_AUDIENCE` | unset: not checked | accepted when `aud` contains it or `azp` equals it (Keycloak access tokens name their client in `azp`) |
 //! | `LANDLORD_AUTH_JWKS_URL` | from discovery, else `{issuer}/protocol/openid-connect/certs` | JWKS location override |
-//! | `LANDLORD_AUTH_PERMISSION_CLAIM` | `permissions` | claim (dotted path) whose string, space-separated string or array holds `system:*` |
+//! | `LANDLORD_AUTH_PERMISSION_CLAIM` | `permissions` | claim (dotted path) whose string, space-separated string or array names the caller's scopes (`tenants:read`, …, `system:*`) |
 //! | `LANDLORD_AUTH_ROLE` | `landlord-admin` | realm role (`realm_access.roles`) that grants `system:*`; empty disables |
 //! | `LANDLORD_API_BODY_LIMIT` | `65536` | request body limit in bytes |
 

@@ -48,8 +48,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or invalid credentials")]
     Unauthorized(&'static str),
+    /// The scope the caller lacks.
     #[error("forbidden")]
-    Forbidden,
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(String),
     #[error("method not allowed")]
@@ -74,7 +75,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -90,7 +91,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad-request",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
@@ -106,7 +107,7 @@ impl ApiError {
         let status = self.status();
         let detail = match self {
             Self::Unauthorized(why) => (*why).to_owned(),
-            Self::Forbidden => "the credentials lack the system:* permission".to_owned(),
+            Self::Forbidden(scope) => format!("the credentials lack the {scope} permission"),
             Self::Validation(errors) => format!(
                 "{} invalid field{}",
                 errors.len(),

@@ -1,4 +1,4 @@
-//! The admin HTTP API: tenants and runs behind `system:*`, health, and the
+//! The admin HTTP API: tenants and runs behind scoped permissions, health, and the
 //! OpenAPI document generated from the handlers.
 
 pub mod audit;

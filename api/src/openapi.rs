@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
         title = "Landlord admin API",
         description = "Tenant provisioning. Every endpoint except /healthz, /readyz and \
             /openapi.json needs `Authorization: Bearer <token>` (an `ll_` API token or a JWT \
-            from the configured issuer) with the `system:*` permission. Errors are \
+            from the configured issuer) holding the permission its `security` entry names \
+            (`system:*` holds every one); 403 names a missing one. Errors are \
             `application/problem+json`."
     ),
     modifiers(&BearerAuth),
@@ -97,6 +98,13 @@ mod tests {
                     for code in ["401", "403", "503"] {
                         assert!(responses.contains_key(code), "{method} {path} lacks {code}");
                     }
+                    let scopes = op["security"][0]["bearer"].as_array().unwrap();
+                    assert_eq!(scopes.len(), 1, "{method} {path} names one scope");
+                    let scope = scopes[0].as_str().unwrap();
+                    assert!(
+                        crate::auth::scope::Scope::parse(scope).is_some(),
+                        "{method} {path}: unknown scope {scope}"
+                    );
                 }
             }
         }

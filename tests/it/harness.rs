@@ -479,6 +479,11 @@ pub async fn spawn_api_with(env: &TestEnv, extra: &[(&str, &str)]) -> ApiProcess
 
 /// A new API token with one permission, made by `landlord tokens create`.
 pub async fn create_token(env: &TestEnv, permission: &str) -> String {
+    create_token_with(env, &[permission]).await
+}
+
+/// A new API token with these permissions.
+pub async fn create_token_with(env: &TestEnv, permissions: &[&str]) -> String {
     let out = env
         .landlord()
         .args([
@@ -487,7 +492,7 @@ pub async fn create_token(env: &TestEnv, permission: &str) -> String {
             "--name",
             &format!("test-{}", random_suffix(6)),
         ])
-        .args(["--permission", permission])
+        .args(permissions.iter().flat_map(|p| ["--permission", p]))
         .output()
         .await
         .expect("landlord tokens create");

@@ -3,7 +3,8 @@
 //! keys) triggers a refetch, at most one per `MIN_REFRESH` so that tokens
 //! with made-up key ids cannot make us hammer the issuer.
 
-use crate::config::{ADMIN_PERMISSION, JwtConfig};
+use super::scope::{Grants, Scope};
+use crate::config::JwtConfig;
 use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde_json::Value;
@@ -47,11 +48,11 @@ pub struct JwtVerifier {
     refresh: Mutex<()>,
 }
 
-/// Who a verified token names, and whether it grants `system:*`.
+/// Who a verified token names, and the scopes it grants.
 pub struct JwtIdentity {
     pub subject: String,
     pub name: String,
-    pub admin: bool,
+    pub grants: Grants,
 }
 
 fn alg_of(k: KeyAlgorithm) -> Option<Algorithm> {
@@ -246,7 +247,7 @@ impl JwtVerifier {
             )));
         }
         if let Some(aud) = &self.cfg.audience
-            && !(claim_has(claims.get("aud"), aud)
+            && !(claim_words(claims.get("aud")).contains(&aud.as_str())
                 || claims.get("azp").and_then(Value::as_str) == Some(aud))
         {
             return Err(JwtError::Invalid(
@@ -266,18 +267,18 @@ impl JwtVerifier {
         Ok(JwtIdentity {
             subject,
             name,
-            admin: grants_admin(&self.cfg, &claims),
+            grants: grants_of(&self.cfg, &claims),
         })
     }
 }
 
-/// A claim value holds `wanted` as a string, one of a space-separated
-/// string's words (OAuth `scope`), or an array element.
-fn claim_has(value: Option<&Value>, wanted: &str) -> bool {
+/// The words of a claim value: a string split at spaces (OAuth `scope`),
+/// or an array's strings.
+fn claim_words(value: Option<&Value>) -> Vec<&str> {
     match value {
-        Some(Value::String(s)) => s == wanted || s.split(' ').any(|w| w == wanted),
-        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(wanted)),
-        _ => false,
+        Some(Value::String(s)) => s.split(' ').collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
     }
 }
 
@@ -285,12 +286,19 @@ fn claim_at<'a>(claims: &'a Value, dotted: &str) -> Option<&'a Value> {
     dotted.split('.').try_fold(claims, |v, part| v.get(part))
 }
 
-pub fn grants_admin(cfg: &JwtConfig, claims: &Value) -> bool {
-    claim_has(claim_at(claims, &cfg.permission_claim), ADMIN_PERMISSION)
-        || cfg
-            .role
-            .as_deref()
-            .is_some_and(|role| claim_has(claim_at(claims, "realm_access.roles"), role))
+/// The scopes the permission claim names; the admin realm role, when
+/// configured and held, grants `system:*`.
+pub fn grants_of(cfg: &JwtConfig, claims: &Value) -> Grants {
+    let grants = Grants::from_names(claim_words(claim_at(claims, &cfg.permission_claim)));
+    let admin = cfg
+        .role
+        .as_deref()
+        .is_some_and(|role| claim_words(claim_at(claims, "realm_access.roles")).contains(&role));
+    if admin {
+        grants.with(Scope::System)
+    } else {
+        grants
+    }
 }
 
 #[cfg(test)]
@@ -308,27 +316,39 @@ mod tests {
         }
     }
 
+    fn admin(c: &JwtConfig, claims: Value) -> bool {
+        grants_of(c, &claims).allows(Scope::System)
+    }
+
     #[test]
     fn permission_from_claim_or_role() {
         let c = cfg("permissions", Some("landlord-admin"));
-        assert!(grants_admin(&c, &json!({"permissions": ["system:*"]})));
-        assert!(grants_admin(&c, &json!({"permissions": "read system:*"})));
-        assert!(grants_admin(
+        assert!(admin(&c, json!({"permissions": ["system:*"]})));
+        assert!(admin(&c, json!({"permissions": "read system:*"})));
+        assert!(admin(
             &c,
-            &json!({"realm_access": {"roles": ["x", "landlord-admin"]}})
+            json!({"realm_access": {"roles": ["x", "landlord-admin"]}})
         ));
-        assert!(!grants_admin(
+        assert!(!admin(
             &c,
-            &json!({"permissions": ["system:read"], "realm_access": {"roles": ["x"]}})
+            json!({"permissions": ["system:read"], "realm_access": {"roles": ["x"]}})
         ));
         let c = cfg("resource_access.landlord.roles", None);
-        assert!(grants_admin(
+        assert!(admin(
             &c,
-            &json!({"resource_access": {"landlord": {"roles": ["system:*"]}}})
+            json!({"resource_access": {"landlord": {"roles": ["system:*"]}}})
         ));
-        assert!(!grants_admin(
+        assert!(!admin(
             &c,
-            &json!({"realm_access": {"roles": ["landlord-admin"]}})
+            json!({"realm_access": {"roles": ["landlord-admin"]}})
         ));
+    }
+
+    #[test]
+    fn scopes_from_the_permission_claim() {
+        let c = cfg("scope", Some("landlord-admin"));
+        let g = grants_of(&c, &json!({"scope": "openid tenants:create tenants:read"}));
+        assert!(g.allows(Scope::TenantsCreate) && g.allows(Scope::TenantsRead));
+        assert!(!g.allows(Scope::TenantsDelete) && !g.allows(Scope::RunsOperate));
     }
 }

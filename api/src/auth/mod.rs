@@ -1,21 +1,22 @@
-//! Authentication and the `system:*` check in front of every admin
-//! endpoint: `Authorization: Bearer ll_…` is an API token, any other
-//! bearer value a JWT from the configured issuer.
+//! Authentication in front of every admin endpoint: `Authorization: Bearer
+//! ll_…` is an API token, any other bearer value a JWT from the configured
+//! issuer. What the caller may do is checked by each handler ([`scope`]).
 
 pub mod jwt;
+pub mod scope;
 pub mod tokens;
 
 use crate::AppState;
-use crate::config::ADMIN_PERMISSION;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
 use jwt::JwtError;
+use scope::Grants;
 
 /// The authenticated caller, put into the request's extensions for the
-/// audit log.
+/// scope checks and the audit log.
 #[derive(Debug, Clone)]
 pub struct Actor {
     /// `token` or `jwt`.
@@ -24,6 +25,7 @@ pub struct Actor {
     pub name: String,
     /// Token id or JWT `sub`.
     pub id: String,
+    pub grants: Grants,
 }
 
 fn bearer(req: &Request) -> Result<&str, ApiError> {
@@ -51,17 +53,18 @@ pub async fn authenticate(
     next: Next,
 ) -> Result<Response, ApiError> {
     let token = bearer(&req)?;
-    let (actor, allowed) = if token.starts_with(tokens::PREFIX) {
+    let actor = if token.starts_with(tokens::PREFIX) {
         let t = tokens::authenticate(&state.pool, token)
             .await?
-            .ok_or(ApiError::Unauthorized("unknown or revoked API token"))?;
-        let allowed = t.has(ADMIN_PERMISSION);
-        let actor = Actor {
+            .ok_or(ApiError::Unauthorized(
+                "unknown, revoked or expired API token",
+            ))?;
+        Actor {
             kind: "token",
+            grants: Grants::from_names(t.permissions.iter().map(String::as_str)),
             name: t.name,
             id: t.id.to_string(),
-        };
-        (actor, allowed)
+        }
     } else {
         let verifier = state.jwt.as_ref().ok_or(ApiError::Unauthorized(
             "JWT authentication is not configured",
@@ -76,17 +79,13 @@ pub async fn authenticate(
                 ApiError::Unavailable("the identity provider is unreachable")
             }
         })?;
-        let actor = Actor {
+        Actor {
             kind: "jwt",
             name: who.name,
             id: who.subject,
-        };
-        (actor, who.admin)
+            grants: who.grants,
+        }
     };
-    if !allowed {
-        tracing::info!(actor = %actor.name, kind = actor.kind, "refused: lacks {ADMIN_PERMISSION}");
-        return Err(ApiError::Forbidden);
-    }
     req.extensions_mut().insert(actor);
     Ok(next.run(req).await)
 }

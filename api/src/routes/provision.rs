@@ -3,15 +3,15 @@
 use super::tenants::started_answer;
 use crate::AppState;
 use crate::audit::api_action;
-use crate::auth::Actor;
+use crate::auth::scope::{self, Need};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::JsonBody;
 use crate::input::{CreateTenant, idempotency_key};
 use crate::views::TenantRun;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use landlord_shared::catalogue::Plan;
 use landlord_shared::model::ProvisionParams;
 use landlord_shared::start::{NewRun, create_run, workflow_id};
@@ -67,18 +67,18 @@ async fn rolled_back(tx: &mut sqlx::PgConnection, key: &TenantKey) -> sqlx::Resu
             )),
         (status = 400, description = "Malformed JSON or header", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Lacks system:*", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Lacks tenants:create", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Tenant suspended, deleting or deleted, or Idempotency-Key already used for another name", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Identity provider unreachable", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:create"]))
 )]
 pub async fn create(
+    Need(actor, _): Need<scope::TenantsCreate>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<CreateTenant>,
 ) -> ApiResult<Response> {

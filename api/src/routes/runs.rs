@@ -4,15 +4,15 @@
 use super::{page_cursor, page_limit, summaries, summary};
 use crate::AppState;
 use crate::audit::api_action;
-use crate::auth::Actor;
+use crate::auth::scope::{self, Need};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::queries;
 use crate::views::{LogView, RunDetail, RunPage, RunSummary, StepView};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use landlord_shared::actions::cancel_run;
 use landlord_shared::store;
 use serde::Deserialize;
@@ -105,9 +105,10 @@ fn run_id(raw: &str) -> ApiResult<Uuid> {
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:read"]))
 )]
 pub async fn list(
+    _: Need<scope::TenantsRead>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListRuns>,
 ) -> ApiResult<Json<RunPage>> {
@@ -148,9 +149,10 @@ pub async fn list(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:read"]))
 )]
 pub async fn show(
+    _: Need<scope::TenantsRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RunDetail>> {
@@ -178,11 +180,11 @@ pub async fn show(
         (status = 409, description = "The run is not running", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["runs:operate"]))
 )]
 pub async fn cancel(
+    Need(actor, _): Need<scope::RunsOperate>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CancelParams>,
 ) -> ApiResult<(StatusCode, Json<RunSummary>)> {

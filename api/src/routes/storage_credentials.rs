@@ -5,14 +5,14 @@
 use super::find_tenant;
 use crate::AppState;
 use crate::audit::api_action;
-use crate::auth::Actor;
+use crate::auth::scope::{self, Need};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::queries;
 use crate::sts::{StsError, prefix_policy};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use landlord_shared::store::TenantStatus;
 use serde::{Deserialize, Serialize};
@@ -69,11 +69,11 @@ pub struct StorageCredentials {
         (status = 409, description = "The tenant is not active, or keeps no storage prefix", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The master database or the STS service is unavailable", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:credentials"]))
 )]
 pub async fn issue(
+    Need(actor, _): Need<scope::TenantsCredentials>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<CredentialParams>,
 ) -> ApiResult<Json<StorageCredentials>> {

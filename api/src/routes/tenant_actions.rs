@@ -5,13 +5,14 @@ use super::{find_tenant, summary, tenant_key};
 use crate::AppState;
 use crate::audit::api_action;
 use crate::auth::Actor;
+use crate::auth::scope::{self, Need};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::queries;
 use crate::views::{RunSummary, TenantRun};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use landlord_shared::actions::{DeprovisionMode, retry_run, rollback_run, start_deprovision};
 use landlord_shared::store;
 use landlord_shared::tenant::TenantKey;
@@ -62,11 +63,11 @@ pub struct DeleteParams {
         (status = 409, description = "The latest run is not failed or cancelled", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["runs:operate"]))
 )]
 pub async fn retry(
+    Need(actor, _): Need<scope::RunsOperate>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RunSummary>)> {
     let key = tenant_key(&state.pool, &id).await?;
@@ -97,11 +98,11 @@ pub async fn retry(
         (status = 409, description = "The run is not failed or cancelled", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["runs:operate"]))
 )]
 pub async fn rollback(
+    Need(actor, _): Need<scope::RunsOperate>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RunSummary>)> {
     let key = tenant_key(&state.pool, &id).await?;
@@ -149,11 +150,11 @@ async fn audited<T: serde::Serialize>(
         (status = 409, description = "Active without force=true, busy, or already deleted", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:delete"]))
 )]
 pub async fn delete(
+    Need(actor, _): Need<scope::TenantsDelete>,
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeleteParams>,
 ) -> ApiResult<(StatusCode, Json<TenantRun>)> {

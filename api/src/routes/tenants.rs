@@ -2,6 +2,7 @@
 
 use super::{find_tenant, page_cursor, page_limit, summaries, summary, tenant_key};
 use crate::AppState;
+use crate::auth::scope::{self, Need};
 use crate::cursor::Cursor;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiPath, ApiQuery};
@@ -112,9 +113,10 @@ pub async fn started_answer(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:read"]))
 )]
 pub async fn list(
+    _: Need<scope::TenantsRead>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListTenants>,
 ) -> ApiResult<Json<TenantPage>> {
@@ -155,9 +157,10 @@ pub async fn list(
         (status = 404, description = "No such tenant (a run that failed before `register` has none; see GET /runs)", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:read"]))
 )]
 pub async fn show(
+    _: Need<scope::TenantsRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TenantDetail>> {
@@ -182,9 +185,10 @@ pub async fn show(
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["tenants:read"]))
 )]
 pub async fn runs(
+    _: Need<scope::TenantsRead>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RunList>> {

@@ -36,13 +36,16 @@ async fn tokens_authenticate_and_need_the_permission() {
         .await
         .assert_problem(401, "unauthorized");
 
+    // A token holds its scopes only (tests/it/api/scopes.rs: all of them).
     let reader = create_token(&env, "tenants:read").await;
     let res = api.as_token(Some(&reader)).get("/tenants").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    let res = api.as_token(Some(&reader)).create("acme").await;
     res.assert_problem(403, "forbidden");
-    api.as_token(Some(&reader))
-        .create("acme")
-        .await
-        .assert_problem(403, "forbidden");
+    assert_eq!(
+        res.body["detail"],
+        "the credentials lack the tenants:create permission"
+    );
     assert_eq!(env.count_all("SELECT count(*) FROM workflow_runs").await, 0);
 
     // Only the hash is stored.
@@ -71,6 +74,24 @@ async fn tokens_authenticate_and_need_the_permission() {
         assert_eq!(out.status.code(), Some(2), "{bad}");
         assert!(out.stdout.is_empty(), "no token printed for {bad}");
     }
+    // An unknown permission (a typo would otherwise grant nothing, silently).
+    let out = env
+        .landlord()
+        .args([
+            "tokens",
+            "create",
+            "--name=typo",
+            "--permission=tenants:destroy",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tenants:destroy") && err.contains("tenants:read"),
+        "{err}"
+    );
     assert_eq!(env.count_all("SELECT count(*) FROM api_tokens").await, 2);
     let list = env
         .landlord()
@@ -114,14 +135,35 @@ async fn tokens_authenticate_and_need_the_permission() {
         .await,
         Some(reader.clone()),
     );
-    unreachable
-        .get("/tenants")
-        .await
-        .assert_problem(403, "forbidden");
+    assert_eq!(unreachable.get("/tenants").await.status, StatusCode::OK);
     let jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJ4In0.c2ln";
     unreachable
         .as_token(Some(jwt))
         .get("/tenants")
         .await
         .assert_problem(503, "unavailable");
+
+    // A token past its lifetime is refused like a revoked one.
+    let out = env
+        .landlord()
+        .args(["tokens", "create", "--name=brief", "--expires-in=1s"])
+        .args(["--permission=tenants:read"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let brief = api.as_token(Some(String::from_utf8(out.stdout).unwrap().trim()));
+    assert_eq!(brief.get("/tenants").await.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let res = brief.get("/tenants").await;
+    res.assert_problem(401, "unauthorized");
+    assert!(
+        res.body["detail"].as_str().unwrap().contains("expired"),
+        "{}",
+        res.body
+    );
 }

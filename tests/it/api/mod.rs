@@ -8,6 +8,7 @@ mod flows;
 mod keycloak;
 mod openapi;
 mod plans;
+mod scopes;
 mod tiers;
 
 use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
