@@ -13,6 +13,7 @@ use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::catalogue::{Catalogue, Plan};
 use landlord_shared::config::{ConfigError, S3Config};
 use landlord_shared::plan::plan_provision_for;
+use secrecy::SecretString;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct ApiConfig {
     /// The engine config's S3: where storage `prefix` credentials are
     /// minted (STS) and which endpoint they are for.
     pub s3: Option<S3Config>,
+    /// The engine config's key to the secret store, for credentials reads.
+    pub secret_key: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,7 @@ impl ApiConfig {
             .collect();
         cfg.storage = Backend::storage(engine);
         cfg.s3 = engine.s3.clone();
+        cfg.secret_key = engine.secret_key.clone();
         Ok(cfg)
     }
 
@@ -107,6 +111,7 @@ impl ApiConfig {
             backends: Backend::ALL.to_vec(),
             storage: Backend::Folder,
             s3: None,
+            secret_key: None,
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::auth::jwt::JwtVerifier;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::routes::{
-    callbacks, health, provision, runs, storage_credentials, tenant_actions, tenants,
+    callbacks, connections, health, provision, runs, storage_credentials, tenant_actions, tenants,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -66,6 +66,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(provision::create, tenants::list))
         .routes(routes!(tenants::show, tenant_actions::delete))
         .routes(routes!(tenants::runs))
+        .routes(routes!(connections::list))
         .routes(routes!(tenant_actions::retry))
         .routes(routes!(tenant_actions::rollback))
         .routes(routes!(storage_credentials::issue))

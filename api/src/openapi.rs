@@ -108,7 +108,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ids.len(), 14);
+        assert_eq!(ids.len(), 15);
         let links = &doc["paths"]["/tenants"]["post"]["responses"]["202"]["links"];
         assert_eq!(links["GetRun"]["operationId"], "getRun");
         assert!(links["GetRun"].get("operation_id").is_none());

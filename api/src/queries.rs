@@ -212,6 +212,22 @@ pub async fn resources(
     .await
 }
 
+/// The tenant's connections, without their secrets.
+pub async fn connections(
+    ex: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+) -> sqlx::Result<Vec<crate::routes::connections::ConnectionView>> {
+    sqlx::query_as!(
+        crate::routes::connections::ConnectionView,
+        r#"SELECT service, host, port, db_name AS database, username AS user, options,
+                  secret_ref, NULL::text AS secret
+           FROM tenant_connections WHERE tenant_id = $1 ORDER BY service"#,
+        tenant_id
+    )
+    .fetch_all(ex)
+    .await
+}
+
 /// The live `s3_prefix` resource of a tenant, as (bucket, prefix): the
 /// storage step names it `{bucket}/{tenant}/`.
 pub async fn storage_prefix(

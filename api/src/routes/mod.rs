@@ -2,6 +2,7 @@
 //! tenant from a path segment, list parameters.
 
 pub mod callbacks;
+pub mod connections;
 pub mod health;
 pub mod provision;
 pub mod runs;

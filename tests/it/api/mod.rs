@@ -3,6 +3,7 @@
 //! test client; the tests are in the files beside it.
 
 mod auth;
+mod connections;
 mod create;
 mod flows;
 mod keycloak;
