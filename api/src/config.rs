@@ -8,6 +8,8 @@
 //! | `LANDLORD_AUTH_PERMISSION_CLAIM` | `permissions` | claim (dotted path) whose string, space-separated string or array names the caller's scopes (`tenants:read`, …, `system:*`) |
 //! | `LANDLORD_AUTH_ROLE` | `landlord-admin` | realm role (`realm_access.roles`) that grants `system:*`; empty disables |
 //! | `LANDLORD_API_BODY_LIMIT` | `65536` | request body limit in bytes |
+//! | `LANDLORD_LEADS_PER_CLIENT_HOUR` | `20` | signups (`POST /leads`) per client address per hour |
+//! | `LANDLORD_LEADS_PER_EMAIL_HOUR` | `3` | signups per email address per hour |
 
 use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::catalogue::{Catalogue, Plan};
@@ -35,8 +37,19 @@ pub struct ApiConfig {
     /// The engine config's S3: where storage `prefix` credentials are
     /// minted (STS) and which endpoint they are for.
     pub s3: Option<S3Config>,
-    /// The engine config's key to the secret store, for credentials reads.
+    /// The engine config's key to the secret store, for credentials reads
+    /// and signups.
     pub secret_key: Option<SecretString>,
+    pub lead_limits: LeadLimits,
+}
+
+/// Signups allowed per hour.
+#[derive(Debug, Clone)]
+pub struct LeadLimits {
+    /// From one client address (`LANDLORD_LEADS_PER_CLIENT_HOUR`).
+    pub per_client: i64,
+    /// For one email address (`LANDLORD_LEADS_PER_EMAIL_HOUR`).
+    pub per_email: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +103,21 @@ impl ApiConfig {
                 Some(r) => Some(r),
             },
         });
+        let count = |name: &'static str, default: i64| match nonempty(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: format!("'{v}' is not a whole number of at least 1"),
+                }),
+        };
+        let lead_limits = LeadLimits {
+            per_client: count("LANDLORD_LEADS_PER_CLIENT_HOUR", 20)?,
+            per_email: count("LANDLORD_LEADS_PER_EMAIL_HOUR", 3)?,
+        };
         let body_limit = match nonempty("LANDLORD_API_BODY_LIMIT") {
             None => 64 * 1024,
             Some(v) => v
@@ -112,6 +140,7 @@ impl ApiConfig {
             storage: Backend::Folder,
             s3: None,
             secret_key: None,
+            lead_limits,
         })
     }
 }

@@ -48,9 +48,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or invalid credentials")]
     Unauthorized(&'static str),
-    /// The scope the caller lacks.
-    #[error("forbidden")]
-    Forbidden(&'static str),
+    /// Why: the scope the caller lacks, say.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("method not allowed")]
@@ -65,6 +65,12 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("{0}")]
     Unavailable(&'static str),
+    /// A rate limit: what was limited, and the seconds until it lifts.
+    #[error("{what}; try again in {retry_after} s")]
+    TooManyRequests {
+        what: &'static str,
+        retry_after: u64,
+    },
     /// Logged in full, answered without detail.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -83,6 +89,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +106,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Validation(_) => "validation",
             Self::Unavailable(_) => "unavailable",
+            Self::TooManyRequests { .. } => "too-many-requests",
             Self::Internal(_) => "internal",
         }
     }
@@ -107,7 +115,6 @@ impl ApiError {
         let status = self.status();
         let detail = match self {
             Self::Unauthorized(why) => (*why).to_owned(),
-            Self::Forbidden(scope) => format!("the credentials lack the {scope} permission"),
             Self::Validation(errors) => format!(
                 "{} invalid field{}",
                 errors.len(),
@@ -132,6 +139,10 @@ impl ApiError {
         }
     }
 
+    pub fn lacks(scope: &str) -> Self {
+        Self::Forbidden(format!("the credentials lack the {scope} permission"))
+    }
+
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
@@ -152,6 +163,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after, .. } = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         res
     }

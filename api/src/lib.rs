@@ -9,6 +9,7 @@ mod cursor;
 pub mod error;
 mod extract;
 mod input;
+mod lead_token;
 pub mod mask;
 mod openapi;
 mod queries;
@@ -20,7 +21,8 @@ use crate::auth::jwt::JwtVerifier;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
 use crate::routes::{
-    callbacks, connections, health, provision, runs, storage_credentials, tenant_actions, tenants,
+    callbacks, connections, health, leads, pending, provision, runs, storage_credentials,
+    tenant_actions, tenants,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -69,6 +71,7 @@ fn admin_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(connections::list))
         .routes(routes!(tenant_actions::retry))
         .routes(routes!(tenant_actions::rollback))
+        .routes(routes!(pending::provision))
         .routes(routes!(storage_credentials::issue))
         .routes(routes!(runs::list))
         .routes(routes!(runs::show))
@@ -81,6 +84,9 @@ fn public_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(callbacks::report))
+        .routes(routes!(leads::create))
+        .routes(routes!(leads::verify))
+        .routes(routes!(leads::create_tenant))
 }
 
 /// The document /openapi.json serves.
@@ -173,7 +179,9 @@ pub async fn serve_until(
     if let Some(jwt) = state.jwt.clone() {
         tokio::spawn(async move { jwt.prefetch().await });
     }
-    axum::serve(listener, router(state))
+    // The peer address: signups are rate-limited per client.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

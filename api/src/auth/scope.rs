@@ -115,7 +115,7 @@ impl<S: Required, St: Send + Sync> FromRequestParts<St> for Need<S> {
             .ok_or(ApiError::Unauthorized("missing credentials"))?;
         if !actor.grants.allows(S::SCOPE) {
             tracing::info!(actor = %actor.name, kind = actor.kind, "refused: lacks {}", S::SCOPE.as_str());
-            return Err(ApiError::Forbidden(S::SCOPE.as_str()));
+            return Err(ApiError::lacks(S::SCOPE.as_str()));
         }
         Ok(Self(actor, PhantomData))
     }

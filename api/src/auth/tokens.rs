@@ -55,10 +55,15 @@ pub fn hash(token: &str) -> String {
         .collect()
 }
 
-fn generate() -> String {
+/// 43 characters of base64url over 32 random bytes.
+pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn generate() -> String {
+    format!("{PREFIX}{}", random_secret())
 }
 
 /// Creates a token (expiring after `lifetime`, if given) and returns it

@@ -94,7 +94,7 @@ pub async fn list(
     }
     let outcome = async {
         if !actor.grants.allows(Scope::TenantsCredentials) {
-            return Err(ApiError::Forbidden(Scope::TenantsCredentials.as_str()));
+            return Err(ApiError::lacks(Scope::TenantsCredentials.as_str()));
         }
         if t.status != TenantStatus::Active {
             return Err(ApiError::Conflict(format!(

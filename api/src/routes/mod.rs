@@ -4,6 +4,8 @@
 pub mod callbacks;
 pub mod connections;
 pub mod health;
+pub mod leads;
+pub mod pending;
 pub mod provision;
 pub mod runs;
 pub mod storage_credentials;

@@ -27,6 +27,10 @@ fn blocked(key: &TenantKey, status: TenantStatus) -> Option<String> {
              (POST /tenants/{key}/retry), roll it back (POST /tenants/{key}/rollback) or deprovision it"
         )),
         TenantStatus::Deleting => Some(format!("tenant '{key}' is being deprovisioned")),
+        TenantStatus::PendingProvision => Some(format!(
+            "tenant '{key}' was created by a signup and waits for provisioning with its \
+             lead's details: POST /tenants/{key}/provision"
+        )),
         TenantStatus::Deleted => Some(format!(
             "tenant '{key}' was deleted; its name cannot be provisioned again"
         )),
@@ -90,7 +94,7 @@ pub async fn create(
         .resolve(params.plan.as_deref())
         .map_err(|e| ApiError::field(&e.field, e.message))?;
     params.plan = Some(plan.name.clone());
-    let outcome = start(&state, &key, &params, &plan, idem.as_deref()).await;
+    let outcome = start(&state, &key, &params, &plan, idem.as_deref(), false).await;
     let details = json!({ "idempotency_key": idem, "plan": params.plan });
     let outcome = api_action(
         &state.pool,
@@ -110,15 +114,35 @@ pub async fn create(
     Ok(res)
 }
 
-async fn start(
+/// Starts (or finds) the tenant's provisioning run. `pending`: the tenant
+/// is a signup's, waiting in `pending_provision` (and must be).
+pub(super) async fn start(
     state: &AppState,
     key: &TenantKey,
     params: &ProvisionParams,
     plan: &Plan,
     idem: Option<&str>,
+    pending: bool,
 ) -> ApiResult<(StatusCode, TenantRun)> {
     let mut tx = state.pool.begin().await?;
-    if let Some(t) = store::tenant_by_name(&mut *tx, key.as_str()).await?
+    // A signup may be creating its tenant under this key right now.
+    store::lock_tenant_key(&mut tx, key.as_str()).await?;
+    let found = store::tenant_by_name(&mut *tx, key.as_str()).await?;
+    if pending {
+        let status = found.map(|t| t.status);
+        // Once its run has begun the tenant is `provisioning`: asking again
+        // answers that run (below), as POST /tenants does.
+        let begun = status == Some(TenantStatus::Provisioning)
+            && store::status_of_workflow(&mut *tx, &workflow_id(key))
+                .await?
+                .is_some();
+        if status != Some(TenantStatus::PendingProvision) && !begun {
+            return Err(ApiError::Conflict(format!(
+                "tenant '{key}' is {}: only a signup's pending_provision tenant is provisioned here",
+                status.map_or("unknown", TenantStatus::as_str)
+            )));
+        }
+    } else if let Some(t) = found
         && let Some(why) = blocked(key, t.status)
         && !(t.status == TenantStatus::Deleted && rolled_back(&mut tx, key).await?)
     {

@@ -19,8 +19,9 @@ use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
+    PendingProvision,
     Provisioning,
     Active,
     Suspended,
@@ -31,6 +32,7 @@ pub enum TenantStatus {
 impl TenantStatus {
     fn as_str(self) -> &'static str {
         match self {
+            Self::PendingProvision => "pending_provision",
             Self::Provisioning => "provisioning",
             Self::Active => "active",
             Self::Suspended => "suspended",

@@ -49,7 +49,7 @@ pub async fn insert_event(
     payload: &serde_json::Value,
 ) -> Result<(), OutboxError> {
     let key = format!("{run_id}:{kind}");
-    write_event(conn, tenant_id, run_id, kind, payload, key).await
+    write_event(conn, tenant_id, Some(run_id), kind, payload, key).await
 }
 
 /// Writes the event of a run's status transition. The caller's guarded
@@ -74,7 +74,7 @@ pub async fn insert_transition_event(
         0 => format!("{run_id}:{kind}"),
         n => format!("{run_id}:{kind}:{}", n + 1),
     };
-    write_event(conn, tenant_id, run_id, kind, payload, key).await
+    write_event(conn, tenant_id, Some(run_id), kind, payload, key).await
 }
 
 /// The event a run writes when it ends in `status` (failures write their
@@ -104,10 +104,10 @@ pub async fn insert_finished_event(
     insert_transition_event(conn, run.tenant_id, run.id, kind, &payload).await
 }
 
-async fn write_event(
+pub(super) async fn write_event(
     conn: &mut PgConnection,
     tenant_id: Option<Uuid>,
-    run_id: Uuid,
+    run_id: Option<Uuid>,
     kind: &str,
     payload: &serde_json::Value,
     key: String,

@@ -1,5 +1,5 @@
 //! The workflow store: every write to the engine's tables (runs, steps,
-//! tenants, the provision log, events and their deliveries, resources,
+//! tenants, leads, the provision log, events and their deliveries, resources,
 //! connections, claims and worker sessions) and the reads the engine decides on. One
 //! function per named transition, guarded by the state it leaves so it
 //! happens at most once whatever the number of deliveries; statuses are
@@ -10,6 +10,7 @@
 mod callbacks;
 pub mod catalog;
 mod events;
+mod leads;
 mod runs;
 mod sessions;
 pub mod status;
@@ -19,6 +20,7 @@ mod tenants;
 
 pub use callbacks::*;
 pub use events::*;
+pub use leads::*;
 pub use runs::*;
 pub use sessions::*;
 pub use status::*;

@@ -134,6 +134,7 @@ impl StepStatus {
 text_enum!(
     /// `tenants.status`.
     TenantStatus {
+        PendingProvision = "pending_provision",
         Provisioning = "provisioning",
         Active = "active",
         Suspended = "suspended",

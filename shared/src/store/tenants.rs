@@ -48,7 +48,7 @@ pub async fn lock_tenant(
 }
 
 /// Writes the tenant row for a provisioning run, or takes over one that is
-/// provisioning, suspended or deleted; `None` when it is active or being
+/// pending provisioning (a lead's), provisioning, suspended or deleted; `None` when it is active or being
 /// deleted (the caller reports its status).
 pub async fn register_tenant(
     ex: impl PgExecutor<'_>,
@@ -59,7 +59,7 @@ pub async fn register_tenant(
         "INSERT INTO tenants (id, name, plan, status) VALUES ($1, $2, $3, 'provisioning')
          ON CONFLICT (name) DO UPDATE
             SET status = 'provisioning', plan = COALESCE(EXCLUDED.plan, tenants.plan), updated_at = now()
-            WHERE tenants.status IN ('provisioning', 'suspended', 'deleted')
+            WHERE tenants.status IN ('pending_provision', 'provisioning', 'suspended', 'deleted')
          RETURNING id",
         Uuid::now_v7(),
         name,

@@ -10,6 +10,7 @@ mod keycloak;
 mod openapi;
 mod plans;
 mod scopes;
+mod signup;
 mod tiers;
 
 use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};

@@ -84,6 +84,6 @@ async fn every_operation_needs_its_declared_scope_and_no_other() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 12, "every secured operation was called");
+    assert_eq!(checked, 13, "every secured operation was called");
     worker.shutdown().await;
 }

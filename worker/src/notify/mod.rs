@@ -10,6 +10,7 @@ use crate::engine::{Budget, Verdict};
 use crate::step::StepError;
 use landlord_shared::jobs::{NotifyJob, push_notify_job};
 pub use landlord_shared::model::Event;
+use landlord_shared::secrets::SecretError;
 use landlord_shared::store::{self, Channel, DeliveryStatus};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -27,21 +28,30 @@ async fn send(
     }
 }
 
-/// The payload as sent: the stored one plus, for the welcome event, the
-/// admin's initial password read from the secret store.
+/// Secrets an event names by reference, stored apart from it, and the
+/// field each is sent in.
+const SECRET_FIELDS: [(&str, &str); 2] = [
+    ("adminPasswordRef", "adminInitialPassword"),
+    ("verificationTokenRef", "verificationToken"),
+];
+
+/// The payload as sent: the stored one with the secrets it refers to read
+/// from the secret store (the welcome event's initial password, a lead's
+/// verification token). A verification token that is gone (the lead was
+/// verified since) is left out.
 async fn outgoing(deps: &Deps, event: &Event) -> Result<Value, StepError> {
     let mut data = event.payload.clone();
-    if let (Some(reference), Some(store)) =
-        (data["adminPasswordRef"].as_str(), deps.secrets.as_ref())
-    {
-        let password = store
-            .get(&deps.master, reference)
-            .await
-            .map_err(StepError::transient)?;
-        data["adminInitialPassword"] = Value::String(password.expose_secret().to_owned());
-    }
-    if let Some(obj) = data.as_object_mut() {
-        obj.remove("adminPasswordRef");
+    for (reference, field) in SECRET_FIELDS {
+        if let (Some(r), Some(store)) = (data[reference].as_str(), deps.secrets.as_ref()) {
+            match store.get(&deps.master, r).await {
+                Ok(secret) => data[field] = Value::String(secret.expose_secret().to_owned()),
+                Err(SecretError::NotFound(_)) if field == "verificationToken" => {}
+                Err(e) => return Err(StepError::transient(e)),
+            }
+        }
+        if let Some(obj) = data.as_object_mut() {
+            obj.remove(reference);
+        }
     }
     Ok(data)
 }

@@ -1,5 +1,6 @@
 //! Novu-style trigger (`POST {NOVU_API_URL}/v1/events/trigger`): workflow
-//! `tenant-welcome` or `tenant-provisioning-failed` with seed 004's payload
+//! `tenant-welcome`, `tenant-provisioning-failed` or `lead-verification`
+//! with seed 004's payload
 //! fields, subscriber `tenant-{tenantId}-{sanitized email}`, and the event's
 //! idempotency key as `transactionId`.
 
@@ -38,6 +39,18 @@ fn template(kind: &str) -> Option<(&'static str, &'static [&'static str])> {
                 "supportEmail",
             ],
         )),
+        "lead.verification_requested" => Some((
+            "lead-verification",
+            &[
+                "leadId",
+                "firstName",
+                "lastName",
+                "companyName",
+                "verificationToken",
+                "verifyUrl",
+                "expiresAt",
+            ],
+        )),
         _ => None,
     }
 }
@@ -69,7 +82,11 @@ pub async fn send(deps: &Deps, event: &Event, data: &Value) -> Result<bool, Step
     let Some(email) = data["email"].as_str() else {
         return Ok(false);
     };
-    let tenant_id = data["tenantId"].as_str().unwrap_or_default();
+    // A lead has no tenant yet: its subscriber is named for the lead.
+    let tenant_id = match data["leadId"].as_str() {
+        Some(lead) => format!("lead-{lead}"),
+        None => data["tenantId"].as_str().unwrap_or_default().to_owned(),
+    };
     let payload: serde_json::Map<String, Value> = fields
         .iter()
         .filter_map(|f| Some(((*f).to_owned(), data.get(*f)?.clone())))
@@ -77,7 +94,7 @@ pub async fn send(deps: &Deps, event: &Event, data: &Value) -> Result<bool, Step
     let body = json!({
         "name": name,
         "to": {
-            "subscriberId": subscriber_id(tenant_id, email),
+            "subscriberId": subscriber_id(&tenant_id, email),
             "email": email,
             "firstName": data["firstName"],
             "lastName": data["lastName"],
