@@ -3,6 +3,7 @@
 
 mod client;
 mod follow;
+mod secrets;
 mod seed;
 mod templates;
 mod tokens;
@@ -76,6 +77,11 @@ enum Command {
     Client(client::ClientCommand),
     /// Print the tenant admin's initial password (from the secret store).
     AdminPassword { tenant: String },
+    /// The secret store: rotate its key (`rotate-key`).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
+    },
     /// Create, list and revoke API tokens (master database directly).
     Tokens {
         #[command(subcommand)]
@@ -215,11 +221,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Client(_) => unreachable!("dispatched above"),
         Command::AdminPassword { tenant } => {
             let pool = connect(&cfg).await?;
-            let key = cfg
-                .secret_key
-                .as_ref()
+            let secrets = SecretStore::from_config(&cfg)?
                 .ok_or_else(|| anyhow::anyhow!("LANDLORD_SECRET_KEY is not set"))?;
-            let secrets = SecretStore::from_base64(key)?;
             // Where the identity step kept it (per tenant in a shared
             // realm); the realm's own place for runs from before that.
             let kept = store::provision_checkpoint(&pool, &tenant, "identity")
@@ -238,6 +241,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return status(&connect(&cfg).await?, &tenant, json).await;
         }
         Command::Tokens { command } => return tokens::run(&connect(&cfg).await?, command).await,
+        Command::Secrets { command } => {
+            return secrets::run(&connect(&cfg).await?, &cfg, command).await;
+        }
         Command::Templates { command } => {
             return templates::run(&connect(&cfg).await?, &cfg, command).await;
         }

@@ -15,6 +15,7 @@ use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::catalogue::{Catalogue, Plan};
 use landlord_shared::config::{ConfigError, S3Config};
 use landlord_shared::plan::plan_provision_for;
+use landlord_shared::secrets::{SecretError, SecretStore};
 use secrecy::SecretString;
 use std::sync::Arc;
 
@@ -37,9 +38,12 @@ pub struct ApiConfig {
     /// The engine config's S3: where storage `prefix` credentials are
     /// minted (STS) and which endpoint they are for.
     pub s3: Option<S3Config>,
-    /// The engine config's key to the secret store, for credentials reads
-    /// and signups.
+    /// The engine config's key to the secret store: signup tokens are
+    /// signed with a key derived from it.
     pub secret_key: Option<SecretString>,
+    /// The secret store (with a key being rotated out, if any), for
+    /// credentials reads and signups; `None` without a key.
+    pub secrets: Option<SecretStore>,
     pub lead_limits: LeadLimits,
 }
 
@@ -76,6 +80,13 @@ impl ApiConfig {
         cfg.storage = Backend::storage(engine);
         cfg.s3 = engine.s3.clone();
         cfg.secret_key = engine.secret_key.clone();
+        cfg.secrets = SecretStore::from_config(engine).map_err(|e| ConfigError::Invalid {
+            name: match e {
+                SecretError::BadPreviousKey => "LANDLORD_SECRET_KEY_PREVIOUS",
+                _ => "LANDLORD_SECRET_KEY",
+            },
+            reason: e.to_string(),
+        })?;
         Ok(cfg)
     }
 
@@ -140,6 +151,7 @@ impl ApiConfig {
             storage: Backend::Folder,
             s3: None,
             secret_key: None,
+            secrets: None,
             lead_limits,
         })
     }

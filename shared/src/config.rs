@@ -52,6 +52,9 @@ pub struct Config {
     pub session_sweep: Option<Duration>,
     /// 32-byte key (base64) for the secret store.
     pub secret_key: Option<SecretString>,
+    /// A key being rotated out: still read, never written
+    /// (`LANDLORD_SECRET_KEY_PREVIOUS`).
+    pub secret_key_previous: Option<SecretString>,
     pub faults: Vec<Fault>,
     /// Where a worker serves `GET /metrics` (`LANDLORD_METRICS_BIND`,
     /// host:port); no listener when unset.
@@ -284,6 +287,7 @@ impl Config {
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
+            secret_key_previous: get("LANDLORD_SECRET_KEY_PREVIOUS").map(SecretString::from),
             faults,
             metrics_bind: get("LANDLORD_METRICS_BIND"),
             callback_url: get("LANDLORD_CALLBACK_URL")
@@ -415,6 +419,10 @@ impl Config {
                 ),
             ),
             ("LANDLORD_SECRET_KEY", secret(self.secret_key.as_ref())),
+            (
+                "LANDLORD_SECRET_KEY_PREVIOUS",
+                secret(self.secret_key_previous.as_ref()),
+            ),
             ("ROLLBACK_ON_FAILURE", self.rollback_on_failure.to_string()),
             ("PROVISION_RETRY_ATTEMPTS", self.retry_attempts.to_string()),
             ("PROVISION_RETRY_DELAY_MS", ms(self.retry_delay)),

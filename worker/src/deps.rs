@@ -40,11 +40,7 @@ impl Deps {
             .as_deref()
             .map(PgConnectOptions::from_str)
             .transpose()?;
-        let secrets = cfg
-            .secret_key
-            .as_ref()
-            .map(SecretStore::from_base64)
-            .transpose()?;
+        let secrets = SecretStore::from_config(&cfg)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))

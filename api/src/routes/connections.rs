@@ -13,7 +13,7 @@ use crate::queries;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use landlord_shared::secrets::{SecretError, SecretStore};
+use landlord_shared::secrets::SecretError;
 use landlord_shared::store::TenantStatus;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -102,10 +102,9 @@ pub async fn list(
                 t.status.as_str()
             )));
         }
-        let key = state.cfg.secret_key.as_ref().ok_or(ApiError::Unavailable(
+        let store = state.cfg.secrets.as_ref().ok_or(ApiError::Unavailable(
             "LANDLORD_SECRET_KEY is not set on this API",
         ))?;
-        let store = SecretStore::from_base64(key).map_err(|e| ApiError::Internal(e.into()))?;
         for c in &mut items {
             let Some(reference) = &c.secret_ref else {
                 continue;

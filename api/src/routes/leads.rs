@@ -258,8 +258,9 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateLead>,
 ) -> ApiResult<(StatusCode, Json<LeadCreated>)> {
     body.validate()?;
-    let store =
-        SecretStore::from_base64(secret_key(&state)?).map_err(|e| ApiError::Internal(e.into()))?;
+    let store = state.cfg.secrets.as_ref().ok_or(ApiError::Unavailable(
+        "LANDLORD_SECRET_KEY is not set on this API",
+    ))?;
     let limits = &state.cfg.lead_limits;
     let mut tx = state.pool.begin().await?;
     // One signup at a time per email address and client, so that the
