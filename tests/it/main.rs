@@ -34,3 +34,4 @@ mod stack;
 mod storage_prefix;
 mod store_enums;
 mod template;
+mod ts_client;
