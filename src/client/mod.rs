@@ -67,8 +67,8 @@ pub enum TenantsCommand {
     /// Tenants, those whose latest run failed first; `--status failed`
     /// (or another run status) lists runs in that state instead.
     List {
-        /// A tenant status (provisioning, active, suspended, deleting,
-        /// deleted) or a run status (failed, cancelled, compensation_failed, …).
+        /// A tenant status (pending_provision, provisioning, active,
+        /// suspended, deleting, deleted) or a run status (failed, cancelled, compensation_failed, …).
         #[arg(long)]
         status: Option<String>,
         /// At most this many rows.
@@ -97,7 +97,14 @@ pub struct Wait {
     timeout: u64,
 }
 
-const TENANT_STATUSES: &[&str] = &["provisioning", "active", "suspended", "deleting", "deleted"];
+const TENANT_STATUSES: &[&str] = &[
+    "pending_provision",
+    "provisioning",
+    "active",
+    "suspended",
+    "deleting",
+    "deleted",
+];
 
 /// Read once at start-up, like the server's `Config`.
 struct ClientConfig {

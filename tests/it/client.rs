@@ -66,7 +66,7 @@ async fn support_commands_through_the_api() {
     let out = support(&env, &api, Some("ll_wrong"), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(text(&out).starts_with("error: "), "{}", text(&out));
-    let weak = create_token(&env, "tenant:read").await;
+    let weak = create_token(&env, "tenants:delete").await;
     let out = support(&env, &api, Some(&weak), &["tenants", "list"]).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
 
