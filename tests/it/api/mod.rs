@@ -12,6 +12,7 @@ mod plans;
 mod scopes;
 mod signup;
 mod tiers;
+mod typed_client;
 
 use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use reqwest::{Method, StatusCode};
