@@ -95,16 +95,21 @@ impl ListQuery {
     }
 }
 
-/// A path segment, percent-encoded (a tenant name or id from a user).
+/// A path segment from user input: tenant names and run ids are validated
+/// by the server, but must not be able to change the path's shape.
 fn seg(raw: &str) -> String {
-    raw.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    // URL parsers resolve "." and ".." segments away.
+    let dot_segment = raw == "." || raw == "..";
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        let plain = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~');
+        if plain || (b == b'.' && !dot_segment) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[derive(Clone)]
@@ -374,5 +379,18 @@ impl Client {
         self.with_token(Some(lead_token.into()))
             .post(&format!("/leads/{}/tenants", seg(id)), &[], Some(&body))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_cannot_change_the_path() {
+        assert_eq!(seg("acme"), "acme");
+        assert_eq!(seg("../x"), "..%2Fx");
+        assert_eq!(seg(".."), "%2E%2E");
+        assert_eq!(seg("a b?c#"), "a%20b%3Fc%23");
     }
 }

@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresPlan {
     pub mode: String,
     pub template: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpStep {
     pub name: String,
@@ -24,7 +24,7 @@ pub struct HttpStep {
 }
 
 /// A plan as a run stored it when it was created.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     pub name: String,
@@ -40,7 +40,7 @@ pub struct Plan {
     pub storage: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSummary {
     pub id: Uuid,
@@ -58,7 +58,7 @@ pub struct RunSummary {
     pub plan: Option<Plan>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tenant {
     pub id: Uuid,
@@ -77,7 +77,7 @@ pub struct Tenant {
     pub latest_run: Option<RunSummary>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resource {
     pub kind: String,
@@ -88,7 +88,7 @@ pub struct Resource {
 
 /// A tenant with its resources (`GET /tenants/{id}`); the server sends the
 /// tenant's fields and `resources` side by side.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantDetail {
     pub id: Uuid,
@@ -108,7 +108,7 @@ pub struct TenantDetail {
     pub resources: Vec<Resource>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub position: i32,
@@ -127,7 +127,7 @@ pub struct Step {
     pub compensated_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
     pub at: DateTime<Utc>,
@@ -137,7 +137,7 @@ pub struct Log {
 }
 
 /// A run with its step timeline and log (`GET /runs/{id}`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunDetail {
     pub id: Uuid,
@@ -157,35 +157,35 @@ pub struct RunDetail {
     pub logs: Vec<Log>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPage {
     pub items: Vec<Tenant>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunPage {
     pub items: Vec<RunSummary>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunList {
     pub items: Vec<RunSummary>,
 }
 
 /// A started (or found) run and its tenant, when it has a row yet.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantRun {
     pub tenant: Option<Tenant>,
     pub run: RunSummary,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {
     pub service: String,
@@ -200,13 +200,13 @@ pub struct Connection {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionList {
     pub items: Vec<Connection>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageCredentials {
     pub endpoint: String,
@@ -261,14 +261,14 @@ pub struct CreateLead {
     pub address: Address,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LeadCreated {
     pub id: Uuid,
     pub verification_expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LeadVerified {
     pub id: Uuid,
@@ -276,7 +276,7 @@ pub struct LeadVerified {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Contact {
     pub email: String,
@@ -287,7 +287,7 @@ pub struct Contact {
 }
 
 /// A signup's tenant, `pending_provision`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PendingTenant {
     pub id: Uuid,
@@ -299,7 +299,7 @@ pub struct PendingTenant {
 }
 
 /// One invalid field of a 422.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldError {
     pub field: String,
@@ -307,7 +307,7 @@ pub struct FieldError {
 }
 
 /// An `application/problem+json` answer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     #[serde(rename = "type")]

@@ -1,11 +1,11 @@
-//! The admin API as the support commands see it: one request helper that
-//! turns problem+json answers into an error carrying its exit code.
+//! The admin API as the support commands see it: the typed client, and its
+//! refusals as an error carrying the command's exit code.
 
-use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use landlord_client::Client;
+use landlord_client::models::Problem;
+use secrecy::SecretString;
 use serde_json::Value;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Exit codes of the support commands, so scripts can branch on the cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,169 +41,115 @@ impl ApiError {
         }
     }
 
-    fn from_response(status: StatusCode, body: &str) -> Self {
-        let exit = match status.as_u16() {
+    fn from_problem(p: Problem) -> Self {
+        let exit = match p.status {
             400 | 413 | 422 => Exit::BadInput,
             401 | 403 => Exit::Auth,
             404 => Exit::NotFound,
             409 => Exit::Conflict,
             _ => Exit::Other,
         };
-        let problem: Option<Value> = serde_json::from_str(body).ok().filter(Value::is_object);
-        let message = match &problem {
-            Some(p) => {
-                let title = p["title"]
-                    .as_str()
-                    .map_or_else(|| status.to_string(), str::to_owned);
-                let mut detail = p["detail"].as_str().unwrap_or_default().to_owned();
-                // Field errors are what a support engineer must fix; the
-                // detail alone often only says "invalid request".
-                for e in p["errors"].as_array().into_iter().flatten() {
-                    let field = e["field"].as_str().unwrap_or("?");
-                    let msg = e["message"].as_str().unwrap_or_default();
-                    if !detail.is_empty() {
-                        detail.push_str("; ");
-                    }
-                    detail.push_str(&format!("{field}: {msg}"));
-                }
-                if detail.is_empty() {
-                    title
-                } else {
-                    format!("{title}: {detail}")
-                }
+        let mut detail = p.detail.clone();
+        // Field errors are what a support engineer must fix; the detail
+        // alone often only says how many fields are invalid.
+        for e in p.errors.iter().flatten() {
+            if !detail.is_empty() {
+                detail.push_str("; ");
             }
-            None => format!("HTTP {status}"),
+            detail.push_str(&format!("{}: {}", e.field, e.message));
+        }
+        let message = if detail.is_empty() {
+            p.title.clone()
+        } else {
+            format!("{}: {detail}", p.title)
         };
         Self {
             exit,
             message,
-            problem,
+            problem: serde_json::to_value(&p).ok(),
         }
     }
 }
 
+impl From<landlord_client::Error> for ApiError {
+    fn from(e: landlord_client::Error) -> Self {
+        match e {
+            landlord_client::Error::Problem(p) => Self::from_problem(p),
+            landlord_client::Error::Transport(why) => {
+                Self::other(format!("calling the API: {why}"))
+            }
+        }
+    }
+}
+
+/// The typed client, once a token is known.
 pub struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: Option<SecretString>,
+    client: Client,
+    has_token: bool,
 }
 
 impl Api {
     pub fn new(base: &str, token: Option<SecretString>) -> Result<Self, ApiError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| ApiError::other(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-        })
+        let has_token = token.is_some();
+        let client = Client::new(base, token).map_err(ApiError::from)?;
+        Ok(Self { client, has_token })
     }
 
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
-        self.send(Method::GET, path, query).await
-    }
-
-    pub async fn post(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
-        self.send(Method::POST, path, query).await
-    }
-
-    pub async fn delete(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
-        self.send(Method::DELETE, path, query).await
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<Value, ApiError> {
-        // Checked per request rather than at start-up so `--help` and input
-        // errors do not need a token.
-        let token = self.token.as_ref().ok_or_else(|| ApiError {
-            exit: Exit::Auth,
-            message: "LANDLORD_API_TOKEN is not set (create one with `landlord tokens create`)"
-                .into(),
-            problem: None,
-        })?;
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .http
-            .request(method, &url)
-            .query(query)
-            .bearer_auth(token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| ApiError::other(format!("cannot reach the API at {}: {e}", self.base)))?;
-        let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| ApiError::other(format!("reading the API's answer: {e}")))?;
-        if !status.is_success() {
-            return Err(ApiError::from_response(status, &body));
+    /// Checked per call rather than at start-up so `--help` and input
+    /// errors do not need a token.
+    pub fn client(&self) -> Result<&Client, ApiError> {
+        if !self.has_token {
+            return Err(ApiError {
+                exit: Exit::Auth,
+                message: "LANDLORD_API_TOKEN is not set (create one with `landlord tokens create`)"
+                    .into(),
+                problem: None,
+            });
         }
-        if body.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&body)
-            .map_err(|e| ApiError::other(format!("the API answered {status} with bad JSON: {e}")))
+        Ok(&self.client)
     }
-}
-
-/// A path segment from user input: tenant names and run ids are validated
-/// by the server, but must not be able to change the path's shape.
-pub fn segment(raw: &str) -> String {
-    // URL parsers resolve "." and ".." segments away.
-    let dot_segment = raw == "." || raw == "..";
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        let plain = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~');
-        if plain || (b == b'.' && !dot_segment) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn problem_maps_to_exit_code_and_message() {
-        let e = ApiError::from_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            r#"{"title":"Invalid request","status":422,"detail":"bad name",
-                "errors":[{"field":"name","message":"must match ^[a-z0-9]{3,30}$"}]}"#,
-        );
-        assert_eq!(e.exit, Exit::BadInput);
-        assert_eq!(
-            e.message,
-            "Invalid request: bad name; name: must match ^[a-z0-9]{3,30}$"
-        );
-        let e = ApiError::from_response(StatusCode::CONFLICT, r#"{"title":"Conflict"}"#);
-        assert_eq!((e.exit, e.message.as_str()), (Exit::Conflict, "Conflict"));
-        let e = ApiError::from_response(StatusCode::BAD_GATEWAY, "<html>");
-        assert_eq!(e.exit, Exit::Other);
-        assert_eq!(
-            ApiError::from_response(StatusCode::FORBIDDEN, "{}").exit,
-            Exit::Auth
-        );
-        assert_eq!(
-            ApiError::from_response(StatusCode::NOT_FOUND, "").exit,
-            Exit::NotFound
-        );
+    fn problem(status: u16, detail: &str, errors: serde_json::Value) -> Problem {
+        serde_json::from_value(serde_json::json!({
+            "type": "https://landlord.dev/problems/x", "title": "Invalid request",
+            "status": status, "detail": detail, "errors": errors,
+        }))
+        .unwrap()
     }
 
     #[test]
-    fn segments_cannot_change_the_path() {
-        assert_eq!(segment("acme"), "acme");
-        assert_eq!(segment("../x"), "..%2Fx");
-        assert_eq!(segment(".."), "%2E%2E");
-        assert_eq!(segment("a b?c#"), "a%20b%3Fc%23");
+    fn problem_maps_to_exit_code_and_message() {
+        let e = ApiError::from_problem(problem(
+            422,
+            "1 invalid field",
+            serde_json::json!([{"field": "name", "message": "must match ^[a-z0-9]{3,30}$"}]),
+        ));
+        assert_eq!(e.exit, Exit::BadInput);
+        assert_eq!(
+            e.message,
+            "Invalid request: 1 invalid field; name: must match ^[a-z0-9]{3,30}$"
+        );
+        let e = ApiError::from_problem(problem(409, "", serde_json::Value::Null));
+        assert_eq!(
+            (e.exit, e.message.as_str()),
+            (Exit::Conflict, "Invalid request")
+        );
+        assert_eq!(
+            ApiError::from_problem(problem(502, "x", serde_json::Value::Null)).exit,
+            Exit::Other
+        );
+        assert_eq!(
+            ApiError::from_problem(problem(403, "x", serde_json::Value::Null)).exit,
+            Exit::Auth
+        );
+        assert_eq!(
+            ApiError::from_problem(problem(404, "x", serde_json::Value::Null)).exit,
+            Exit::NotFound
+        );
     }
 }

@@ -5,10 +5,13 @@
 mod api;
 mod render;
 
-use api::{Api, ApiError, Exit, segment};
+use api::{Api, ApiError, Exit};
 use clap::{Args, Subcommand};
+use landlord_client::models::{RunDetail, RunSummary, TenantDetail};
+use landlord_client::{DeleteMode, ListQuery};
 use secrecy::SecretString;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -148,9 +151,9 @@ pub async fn run(cmd: ClientCommand) -> ExitCode {
     }
 }
 
-fn emit(json: bool, value: &Value, human: impl FnOnce() -> String) {
+fn emit(json: bool, value: &impl Serialize, human: impl FnOnce() -> String) {
     if json {
-        println!("{value}");
+        println!("{}", serde_json::to_value(value).unwrap_or_default());
     } else {
         print!("{}", human());
     }
@@ -167,69 +170,68 @@ async fn dispatch(api: &Api, cmd: ClientCommand) -> Result<ExitCode, ApiError> {
             let runs = status
                 .as_deref()
                 .is_some_and(|s| !TENANT_STATUSES.contains(&s));
-            let path = if runs { "/runs" } else { "/tenants" };
-            let items = paged(api, path, status, limit).await?;
-            let value = json!({ "items": items });
-            emit(json, &value, || {
-                if runs {
+            if runs {
+                let items = paged_runs(api, status, limit).await?;
+                emit(json, &json!({ "items": items }), || {
                     render::failed_runs(&items, now())
-                } else {
+                });
+            } else {
+                let items = paged_tenants(api, status, limit).await?;
+                emit(json, &json!({ "items": items }), || {
                     render::tenants(&items, now())
-                }
-            });
+                });
+            }
         }
         ClientCommand::Tenants(TenantsCommand::Show { tenant, json }) => {
-            let path = format!("/tenants/{}", segment(&tenant));
+            let client = api.client()?;
             // A tenant whose run failed before `register` has runs but no
             // tenants row.
-            let found = match api.get(&path, &[]).await {
-                Ok(t) => t,
-                Err(e) if e.exit == Exit::NotFound => Value::Null,
-                Err(e) => return Err(e),
+            let found: Option<TenantDetail> = match client.get_tenant(&tenant).await {
+                Ok(t) => Some(t),
+                Err(e) if e.status() == Some(404) => None,
+                Err(e) => return Err(e.into()),
             };
-            let mut runs = match api.get(&format!("{path}/runs"), &[]).await {
-                Ok(r) => r["items"].as_array().cloned().unwrap_or_default(),
-                Err(e) if e.exit == Exit::NotFound => vec![],
-                Err(e) => return Err(e),
+            let mut runs: Vec<RunSummary> = match client.list_tenant_runs(&tenant).await {
+                Ok(r) => r.items,
+                Err(e) if e.status() == Some(404) => vec![],
+                Err(e) => return Err(e.into()),
             };
-            if found.is_null() && runs.is_empty() {
+            if found.is_none() && runs.is_empty() {
                 // Only the failed-runs list knows a run that failed that early.
-                runs = paged(api, "/runs", Some("failed".into()), 500)
+                runs = paged_runs(api, Some("failed".into()), 500)
                     .await?
                     .into_iter()
-                    .filter(|r| r["tenant_name"].as_str() == Some(tenant.as_str()))
+                    .filter(|r| r.tenant_name == tenant)
                     .collect();
             }
-            if found.is_null() && runs.is_empty() {
+            if found.is_none() && runs.is_empty() {
                 return Err(ApiError {
                     exit: Exit::NotFound,
                     message: format!("tenant '{tenant}' not found"),
                     problem: None,
                 });
             }
-            let latest = runs.first().or(found.get("latest_run"));
-            let detail = match latest.and_then(|r| r["id"].as_str()) {
-                Some(id) => api.get(&format!("/runs/{}", segment(id)), &[]).await?,
-                None => Value::Null,
+            let latest = runs
+                .first()
+                .or(found.as_ref().and_then(|t| t.latest_run.as_ref()));
+            let detail: Option<RunDetail> = match latest {
+                Some(r) => Some(client.get_run(&r.id.to_string()).await?),
+                None => None,
             };
             let value = json!({ "tenant": found, "runs": runs, "latest_run": detail });
             emit(json, &value, || {
-                render::timeline(&found, &runs, &detail, now())
+                render::timeline(found.as_ref(), &runs, detail.as_ref(), now())
             });
         }
         ClientCommand::Retry { tenant, wait, json } => {
-            let run = api
-                .post(&format!("/tenants/{}/retry", segment(&tenant)), &[])
-                .await?;
+            let run = api.client()?.retry_tenant(&tenant).await?;
             emit(json, &run, || {
                 format!("{}\n", render::action("retry started", &run))
             });
             return finish(api, &run, &wait, json, Goal::TenantActive).await;
         }
         ClientCommand::Rollback { tenant, wait, json } => {
-            let run = api
-                .post(&format!("/tenants/{}/rollback", segment(&tenant)), &[])
-                .await?;
+            let run = api.client()?.rollback_tenant(&tenant).await?;
             emit(json, &run, || {
                 format!("{}\n", render::action("rollback started", &run))
             });
@@ -240,12 +242,7 @@ async fn dispatch(api: &Api, cmd: ClientCommand) -> Result<ExitCode, ApiError> {
             compensate,
             json,
         } => {
-            let value = api
-                .post(
-                    &format!("/runs/{}/cancel", segment(&run)),
-                    &[("compensate", compensate.to_string())],
-                )
-                .await?;
+            let value = api.client()?.cancel_run(&run, compensate).await?;
             emit(json, &value, || {
                 format!(
                     "{}\n",
@@ -260,58 +257,79 @@ async fn dispatch(api: &Api, cmd: ClientCommand) -> Result<ExitCode, ApiError> {
             wait,
             json,
         } => {
-            let mode = if hard { "hard" } else { "soft" };
-            let mut query = vec![("mode", mode.to_owned())];
-            if force {
-                query.push(("force", "true".into()));
-            }
-            let value = api
-                .delete(&format!("/tenants/{}", segment(&tenant)), &query)
-                .await?;
+            let (mode, word) = if hard {
+                (DeleteMode::Hard, "hard")
+            } else {
+                (DeleteMode::Soft, "soft")
+            };
+            let value = api.client()?.delete_tenant(&tenant, mode, force).await?;
             emit(json, &value, || {
                 format!(
                     "{}\n",
-                    render::action(&format!("{mode} deprovisioning"), &value["run"])
+                    render::action(&format!("{word} deprovisioning"), &value.run)
                 )
             });
-            return finish(
-                api,
-                &value["run"],
-                &wait,
-                json,
-                Goal::RunStatus("completed"),
-            )
-            .await;
+            return finish(api, &value.run, &wait, json, Goal::RunStatus("completed")).await;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn paged(
+/// Up to `limit` rows, page after page.
+async fn paged_tenants(
     api: &Api,
-    path: &str,
     status: Option<String>,
     limit: usize,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<landlord_client::models::Tenant>, ApiError> {
+    let client = api.client()?;
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     while items.len() < limit {
-        let mut query = vec![("limit", (limit - items.len()).min(100).to_string())];
-        if let Some(s) = &status {
-            query.push(("status", s.clone()));
-        }
-        if let Some(c) = &cursor {
-            query.push(("cursor", c.clone()));
-        }
-        let page = api.get(path, &query).await?;
-        items.extend(page["items"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+        let page = client
+            .list_tenants(&ListQuery {
+                status: status.clone(),
+                cursor: cursor.take(),
+                limit: Some(page_size(limit - items.len())),
+            })
+            .await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => cursor = Some(c),
             _ => break,
         }
     }
     items.truncate(limit);
     Ok(items)
+}
+
+async fn paged_runs(
+    api: &Api,
+    status: Option<String>,
+    limit: usize,
+) -> Result<Vec<RunSummary>, ApiError> {
+    let client = api.client()?;
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    while items.len() < limit {
+        let page = client
+            .list_runs(&ListQuery {
+                status: status.clone(),
+                cursor: cursor.take(),
+                limit: Some(page_size(limit - items.len())),
+            })
+            .await?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(c) if !c.is_empty() => cursor = Some(c),
+            _ => break,
+        }
+    }
+    items.truncate(limit);
+    Ok(items)
+}
+
+fn page_size(left: usize) -> u32 {
+    u32::try_from(left.min(100)).unwrap_or(100)
 }
 
 enum Goal {
@@ -323,7 +341,7 @@ enum Goal {
 /// and exits 0 only if it reached `goal`.
 async fn finish(
     api: &Api,
-    run: &Value,
+    run: &RunSummary,
     wait: &Wait,
     json: bool,
     goal: Goal,
@@ -331,41 +349,36 @@ async fn finish(
     if !wait.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let id = run["id"]
-        .as_str()
-        .ok_or_else(|| ApiError::other("the API's answer has no run id"))?;
+    let client = api.client()?;
+    let id = run.id.to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.timeout);
     let detail = loop {
-        let detail = api.get(&format!("/runs/{}", segment(id)), &[]).await?;
-        if !matches!(render::s(&detail["status"]), "running" | "compensating") {
+        let detail = client.get_run(&id).await?;
+        if !matches!(detail.status.as_str(), "running" | "compensating") {
             break detail;
         }
         if tokio::time::Instant::now() > deadline {
             return Err(ApiError::other(format!(
                 "run {id} still {} after {} s",
-                render::s(&detail["status"]),
-                wait.timeout
+                detail.status, wait.timeout
             )));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let tenant = render::s(&detail["tenant_name"]).to_owned();
-    let ended = render::s(&detail["status"]).to_owned();
+    let tenant = detail.tenant_name.clone();
+    let ended = detail.status.clone();
     let (reached, outcome) = match goal {
         Goal::RunStatus(want) => (ended == want, format!("run {id} ended {ended}")),
         Goal::TenantActive => {
-            let t = api
-                .get(&format!("/tenants/{}", segment(&tenant)), &[])
-                .await?;
-            let status = render::s(&t["status"]);
+            let t = client.get_tenant(&tenant).await?;
             (
-                status == "active",
-                format!("run {id} ended {ended}; tenant '{tenant}' is {status}"),
+                t.status == "active",
+                format!("run {id} ended {ended}; tenant '{tenant}' is {}", t.status),
             )
         }
     };
     emit(json, &detail, || {
-        render::timeline(&Value::Null, &[], &detail, chrono::Utc::now())
+        render::timeline(None, &[], Some(&detail), chrono::Utc::now())
             .trim_start()
             .to_owned()
     });

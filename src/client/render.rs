@@ -1,24 +1,16 @@
 //! Human output of the support commands: aligned tables and a step
-//! timeline, read from the API's JSON as-is so a new field never breaks
-//! them.
+//! timeline, from the typed client's answers.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use landlord_client::models::{RunDetail, RunSummary, Tenant, TenantDetail};
 use std::fmt::Write as _;
 
-pub fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
 /// "12s ago", "5m ago": support staff scan for what is recent.
-pub fn ago(ts: &Value, now: DateTime<Utc>) -> String {
-    let Some(t) = ts
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-    else {
+pub fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(t) = t else {
         return "-".into();
     };
-    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    let secs = (now - t).num_seconds().max(0);
     match secs {
         0..60 => format!("{secs}s ago"),
         60..3600 => format!("{}m ago", secs / 60),
@@ -54,12 +46,12 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn run_brief(run: &Value) -> String {
-    if run.is_null() {
+fn run_brief(run: Option<&RunSummary>) -> String {
+    let Some(run) = run else {
         return "-".into();
-    }
-    let mut out = format!("{} {}", s(&run["kind"]), s(&run["status"]));
-    if let Some(step) = run["failed_step"].as_str() {
+    };
+    let mut out = format!("{} {}", run.kind, run.status);
+    if let Some(step) = &run.failed_step {
         let _ = write!(out, " at {step}");
     }
     out
@@ -67,23 +59,23 @@ fn run_brief(run: &Value) -> String {
 
 /// Tenants whose latest run needs someone first, then newest first (the
 /// API's order).
-pub fn tenants(items: &[Value], now: DateTime<Utc>) -> String {
+pub fn tenants(items: &[Tenant], now: DateTime<Utc>) -> String {
     if items.is_empty() {
         return "no tenants\n".into();
     }
-    let mut sorted: Vec<&Value> = items.iter().collect();
-    sorted.sort_by_key(|t| !needs_attention(&t["latest_run"]));
+    let mut sorted: Vec<&Tenant> = items.iter().collect();
+    sorted.sort_by_key(|t| !t.latest_run.as_ref().is_some_and(needs_attention));
     let rows: Vec<Vec<String>> = sorted
         .iter()
         .map(|t| {
+            let run = t.latest_run.as_ref();
             vec![
-                s(&t["name"]).to_owned(),
-                s(&t["status"]).to_owned(),
-                t["plan"].as_str().unwrap_or("-").to_owned(),
-                run_brief(&t["latest_run"]),
-                ago(&t["updated_at"], now),
-                t["latest_run"]["error"]
-                    .as_str()
+                t.name.clone(),
+                t.status.clone(),
+                t.plan.clone().unwrap_or_else(|| "-".into()),
+                run_brief(run),
+                ago(Some(t.updated_at), now),
+                run.and_then(|r| r.error.as_deref())
                     .map(one_line)
                     .unwrap_or_default(),
             ]
@@ -93,12 +85,12 @@ pub fn tenants(items: &[Value], now: DateTime<Utc>) -> String {
         &["TENANT", "STATUS", "PLAN", "LATEST RUN", "UPDATED", "ERROR"],
         &rows,
     );
-    let _ = writeln!(out, "{}", counts(items.iter().map(|t| s(&t["status"]))));
+    let _ = writeln!(out, "{}", counts(items.iter().map(|t| t.status.as_str())));
     out
 }
 
 /// Failed runs, one line each (`tenants list --status failed`).
-pub fn failed_runs(items: &[Value], now: DateTime<Utc>) -> String {
+pub fn failed_runs(items: &[RunSummary], now: DateTime<Utc>) -> String {
     if items.is_empty() {
         return "no failed runs\n".into();
     }
@@ -106,11 +98,11 @@ pub fn failed_runs(items: &[Value], now: DateTime<Utc>) -> String {
         .iter()
         .map(|r| {
             vec![
-                s(&r["tenant_name"]).to_owned(),
-                run_brief(r),
-                s(&r["id"]).to_owned(),
-                ago(&r["updated_at"], now),
-                r["error"].as_str().map(one_line).unwrap_or_default(),
+                r.tenant_name.clone(),
+                run_brief(Some(r)),
+                r.id.to_string(),
+                ago(Some(r.updated_at), now),
+                r.error.as_deref().map(one_line).unwrap_or_default(),
             ]
         })
         .collect();
@@ -119,9 +111,9 @@ pub fn failed_runs(items: &[Value], now: DateTime<Utc>) -> String {
     out
 }
 
-fn needs_attention(run: &Value) -> bool {
+fn needs_attention(run: &RunSummary) -> bool {
     matches!(
-        s(&run["status"]),
+        run.status.as_str(),
         "failed" | "compensation_failed" | "cancelled"
     )
 }
@@ -163,46 +155,53 @@ fn icon(status: &str) -> &'static str {
 }
 
 /// The tenant, its runs and the latest run's steps and log.
-pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Utc>) -> String {
+pub fn timeline(
+    tenant: Option<&TenantDetail>,
+    runs: &[RunSummary],
+    detail: Option<&RunDetail>,
+    now: DateTime<Utc>,
+) -> String {
     let mut out = String::new();
-    if tenant.is_null() {
-        if let Some(r) = runs.first() {
-            let name = s(&r["tenant_name"]);
-            let _ = writeln!(
-                out,
-                "tenant '{name}' is not registered (its run failed early)"
-            );
-        }
-    } else {
-        let _ = writeln!(
-            out,
-            "tenant '{}' is {}  (plan {}, id {}, created {})",
-            s(&tenant["name"]),
-            s(&tenant["status"]),
-            tenant["plan"].as_str().unwrap_or("-"),
-            tenant["id"].as_str().unwrap_or("-"),
-            ago(&tenant["created_at"], now),
-        );
-        for (label, key) in [
-            ("realm", "realm_name"),
-            ("postgres", "postgres_db"),
-            ("mongo", "mongo_db"),
-            ("qdrant", "qdrant_collection"),
-            ("storage", "storage_path"),
-        ] {
-            if let Some(v) = tenant[key].as_str() {
-                let _ = writeln!(out, "  {label:<9} {v}");
+    match tenant {
+        None => {
+            if let Some(r) = runs.first() {
+                let _ = writeln!(
+                    out,
+                    "tenant '{}' is not registered (its run failed early)",
+                    r.tenant_name
+                );
             }
         }
-        let live: Vec<String> = tenant["resources"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|r| r["deleted_at"].is_null())
-            .map(|r| format!("{} {}", s(&r["kind"]), s(&r["name"])))
-            .collect();
-        if !live.is_empty() {
-            let _ = writeln!(out, "  {:<9} {}", "resources", live.join(", "));
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "tenant '{}' is {}  (plan {}, id {}, created {})",
+                t.name,
+                t.status,
+                t.plan.as_deref().unwrap_or("-"),
+                t.id,
+                ago(Some(t.created_at), now),
+            );
+            for (label, value) in [
+                ("realm", &t.realm_name),
+                ("postgres", &t.postgres_db),
+                ("mongo", &t.mongo_db),
+                ("qdrant", &t.qdrant_collection),
+                ("storage", &t.storage_path),
+            ] {
+                if let Some(v) = value {
+                    let _ = writeln!(out, "  {label:<9} {v}");
+                }
+            }
+            let live: Vec<String> = t
+                .resources
+                .iter()
+                .filter(|r| r.deleted_at.is_none())
+                .map(|r| format!("{} {}", r.kind, r.name))
+                .collect();
+            if !live.is_empty() {
+                let _ = writeln!(out, "  {:<9} {}", "resources", live.join(", "));
+            }
         }
     }
     if !runs.is_empty() {
@@ -211,9 +210,9 @@ pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Ut
             .iter()
             .map(|r| {
                 vec![
-                    s(&r["id"]).to_owned(),
-                    run_brief(r),
-                    ago(&r["created_at"], now),
+                    r.id.to_string(),
+                    run_brief(Some(r)),
+                    ago(Some(r.created_at), now),
                 ]
             })
             .collect();
@@ -221,55 +220,52 @@ pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Ut
             let _ = writeln!(out, "  {l}");
         }
     }
-    if detail.is_null() {
+    let Some(detail) = detail else {
         return out;
-    }
+    };
     let _ = writeln!(
         out,
         "\nrun {} ({}): {}",
-        s(&detail["id"]),
-        s(&detail["kind"]),
-        s(&detail["status"])
+        detail.id, detail.kind, detail.status
     );
-    if let Some(e) = detail["error"].as_str() {
+    if let Some(e) = &detail.error {
         let _ = writeln!(out, "  error: {}", one_line(e));
     }
-    for st in detail["steps"].as_array().into_iter().flatten() {
-        let status = s(&st["status"]);
-        let dur = st["duration_ms"]
-            .as_i64()
+    for st in &detail.steps {
+        let status = st.status.as_str();
+        let dur = st
+            .duration_ms
             .map(|ms| format!("{ms} ms"))
             .unwrap_or_default();
-        let note = match (status, st["waiting_for"].as_str()) {
+        let note = match (status, st.waiting_for.as_deref()) {
             ("pending" | "retrying", Some(why)) => one_line(why),
             ("completed" | "pending" | "running", _) => String::new(),
-            _ => st["last_error"].as_str().map(one_line).unwrap_or_default(),
+            _ => st.last_error.as_deref().map(one_line).unwrap_or_default(),
         };
         let line = format!(
             "  {} {:>2}. {:<9} {:<13} attempts {:<2} {:>8}  {}",
             icon(status),
-            st["position"].as_i64().unwrap_or(0) + 1,
-            s(&st["name"]),
+            st.position + 1,
+            st.name,
             status,
-            st["attempts"].as_i64().unwrap_or(0),
+            st.attempts,
             dur,
             note
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let logs = detail["logs"].as_array().map_or(&[][..], Vec::as_slice);
+    let logs = &detail.logs;
     if !logs.is_empty() {
         const SHOWN: usize = 15;
         let skip = logs.len().saturating_sub(SHOWN);
         let _ = writeln!(out, "\nlog (last {} of {}):", logs.len() - skip, logs.len());
         for l in &logs[skip..] {
-            let at = s(&l["at"]);
-            let time = at.get(11..19).unwrap_or(at);
             let line = format!(
-                "  {time}  {:<9} {:<10} {}",
-                l["step"].as_str().unwrap_or("-"),
-                s(&l["status"]),
-                one_line(s(&l["message"]))
+                "  {}  {:<9} {:<10} {}",
+                l.at.format("%H:%M:%S"),
+                l.step,
+                l.status,
+                one_line(l.message.as_deref().unwrap_or_default())
             );
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -278,15 +274,12 @@ pub fn timeline(tenant: &Value, runs: &[Value], detail: &Value, now: DateTime<Ut
 }
 
 /// One line for an action's run: what started and where it resumes.
-pub fn action(verb: &str, run: &Value) -> String {
+pub fn action(verb: &str, run: &RunSummary) -> String {
     let mut out = format!(
         "{verb}: run {} ({}) for tenant '{}' is {}",
-        s(&run["id"]),
-        s(&run["kind"]),
-        s(&run["tenant_name"]),
-        s(&run["status"])
+        run.id, run.kind, run.tenant_name, run.status
     );
-    if let Some(step) = run["failed_step"].as_str() {
+    if let Some(step) = &run.failed_step {
         let _ = write!(out, ", resuming at {step}");
     }
     out
@@ -295,19 +288,44 @@ pub fn action(verb: &str, run: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn run(extra: Value) -> Value {
+        let mut r = json!({"id": "01a25168-556d-72d6-9ff2-9d525cfd0bae", "workflow_id": "provision-tenant-x",
+            "kind": "provision", "tenant_name": "x", "tenant_id": null, "status": "completed",
+            "error": null, "failed_step": null, "cancel_requested": null,
+            "created_at": "2026-11-26T00:12:00Z", "updated_at": "2026-11-26T00:12:00Z",
+            "finished_at": null, "plan": null});
+        r.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        r
+    }
+
+    fn tenant(extra: Value) -> Value {
+        let mut t = json!({"id": "01a25168-55c3-713e-b443-aaa5f3b22f7c", "name": "x", "status": "active",
+            "plan": null, "realm_name": null, "postgres_db": null, "mongo_db": null,
+            "qdrant_collection": null, "storage_path": null, "template_key": null,
+            "template_version": null, "created_at": "2026-11-26T00:12:00Z",
+            "updated_at": "2026-11-26T00:12:00Z", "latest_run": null});
+        t.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        t
+    }
 
     #[test]
     fn list_puts_failed_tenants_first_and_counts_statuses() {
         let now = Utc::now();
-        let items = vec![
-            json!({"name": "okay", "status": "active", "plan": "pro",
+        let items: Vec<Tenant> = serde_json::from_value(json!([
+            tenant(json!({"name": "okay", "status": "active", "plan": "pro",
                    "updated_at": (now - chrono::Duration::seconds(90)).to_rfc3339(),
-                   "latest_run": {"kind": "provision", "status": "completed"}}),
-            json!({"name": "broken", "status": "suspended", "plan": null,
-                   "latest_run": {"kind": "provision", "status": "failed",
-                                  "failed_step": "postgres", "error": "boom\n  again"}}),
-        ];
+                   "latest_run": run(json!({}))})),
+            tenant(json!({"name": "broken", "status": "suspended",
+                   "latest_run": run(json!({"status": "failed", "failed_step": "postgres",
+                                            "error": "boom\n  again"}))})),
+        ]))
+        .unwrap();
         let out = tenants(&items, now);
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with("TENANT"), "{out}");
@@ -322,20 +340,31 @@ mod tests {
 
     #[test]
     fn timeline_shows_steps_with_errors() {
-        let detail = json!({"id": "r1", "kind": "provision", "status": "failed",
-            "error": "step postgres failed",
-            "steps": [
-                {"position": 0, "name": "validate", "status": "completed", "attempts": 1, "duration_ms": 2},
-                {"position": 1, "name": "postgres", "status": "failed", "attempts": 3,
-                 "last_error": "connection refused"}],
-            "logs": [{"at": "2026-11-26T00:12:01.123Z", "step": "postgres", "status": "failed",
-                      "message": "connection refused"}]});
-        let out = timeline(
-            &json!({"name": "acme", "status": "suspended", "id": "t1"}),
-            &[],
-            &detail,
-            Utc::now(),
-        );
+        let step = |extra: Value| {
+            let mut s = json!({"position": 0, "name": "validate", "description": "", "status": "completed",
+                "attempts": 1, "undo_attempts": 0, "lost_attempts": 0, "needs": null, "waiting_for": null,
+                "duration_ms": null, "last_error": null, "started_at": null, "finished_at": null,
+                "compensated_at": null});
+            s.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            s
+        };
+        let mut detail = run(json!({"status": "failed", "error": "step postgres failed"}));
+        detail["steps"] = json!([
+            step(json!({"duration_ms": 2})),
+            step(
+                json!({"position": 1, "name": "postgres", "status": "failed", "attempts": 3,
+                        "last_error": "connection refused"})
+            ),
+        ]);
+        detail["logs"] = json!([{"at": "2026-11-26T00:12:01.123Z", "step": "postgres",
+                                 "status": "failed", "message": "connection refused"}]);
+        let detail: RunDetail = serde_json::from_value(detail).unwrap();
+        let mut t = tenant(json!({"name": "acme", "status": "suspended"}));
+        t["resources"] = json!([]);
+        let t: TenantDetail = serde_json::from_value(t).unwrap();
+        let out = timeline(Some(&t), &[], Some(&detail), Utc::now());
         assert!(out.contains("tenant 'acme' is suspended"), "{out}");
         assert!(
             out.contains("✘  2. postgres  failed        attempts 3            connection refused"),
