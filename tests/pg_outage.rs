@@ -298,6 +298,25 @@ async fn outage(
             "[{label}] worker /metrics during the outage: 200 in {:?}",
             t.elapsed()
         );
+        // The worker's probes: alive, not ready.
+        let worker_probe = |path: &'static str| {
+            http.client
+                .get(format!("{metrics}{path}"))
+                .timeout(Duration::from_secs(5))
+                .send()
+        };
+        assert_eq!(
+            worker_probe("/healthz")
+                .await
+                .expect("worker /healthz")
+                .status(),
+            200
+        );
+        let ready = worker_probe("/readyz").await.expect("worker /readyz");
+        assert_eq!(ready.status(), 503);
+        let why = ready.text().await.unwrap_or_default();
+        assert!(why.contains("master database is unreachable"), "{why}");
+        eprintln!("[{label}] worker /readyz during the outage: 503 ({why})");
         assert_alive(workers, "during the outage");
         if let Some(w) = quitter.as_mut() {
             // Stopping is not held up by the reconnect loop.
@@ -319,6 +338,24 @@ async fn outage(
         }
         eprintln!(
             "[{label}] /readyz 200 again {:?} after restart",
+            back.elapsed()
+        );
+        // The worker is ready again once its queue worker is back too.
+        while http
+            .client
+            .get(format!("{metrics}/readyz"))
+            .send()
+            .await
+            .map_or(true, |r| r.status() != 200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the worker's /readyz never recovered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "[{label}] worker /readyz 200 again {:?} after restart",
             back.elapsed()
         );
         let (status, _, _, body) = http.create(&format!("{label}after")).await;

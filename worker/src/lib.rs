@@ -5,6 +5,7 @@ pub mod deps;
 pub mod engine;
 pub mod liveness;
 pub mod notify;
+pub mod probes;
 pub mod runner;
 pub mod step;
 pub mod steps;

@@ -112,15 +112,22 @@ pub async fn run_worker(
             engine.drain();
         }
     });
+    let listening = crate::probes::Listening::default();
     let metrics = match &cfg.metrics_bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind).await?;
-            tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+            tracing::info!(
+                "metrics and probes on http://{}/{{metrics,healthz,readyz}}",
+                listener.local_addr()?
+            );
             // Each scrape reads the queue on its own; a scrape during an
             // outage counts a scrape error and still answers.
-            let server =
-                landlord_shared::metrics::serve(listener, pool.clone(), cfg.orphan_timeout());
-            Some(tokio::spawn(server))
+            let app = landlord_shared::metrics::router(pool.clone(), cfg.orphan_timeout()).merge(
+                crate::probes::router(pool.clone(), listening.clone(), stopping.clone()),
+            );
+            Some(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ))
         }
         None => None,
     };
@@ -135,7 +142,9 @@ pub async fn run_worker(
     ));
     let sessions = cfg.session_sweep.is_some().then_some(&pool);
     let steps = supervise("steps", "", sessions, stopping.clone(), |name, stop| {
-        WorkerBuilder::new(name)
+        let listening = listening.clone();
+        listening.set(true);
+        let worker = WorkerBuilder::new(name)
             .backend(backend::<Traced<StepJob>>(
                 cfg,
                 &pool,
@@ -145,7 +154,12 @@ pub async fn run_worker(
             .concurrency(cfg.worker_concurrency)
             .data(engine.clone())
             .build(handle)
-            .run_until(stop)
+            .run_until(stop);
+        async move {
+            let ended = worker.await;
+            listening.set(false);
+            ended
+        }
     });
     let notify = supervise("notify", "-notify", sessions, stopping, |name, stop| {
         WorkerBuilder::new(name)
