@@ -152,6 +152,56 @@ fn parse_distance(raw: Option<&str>) -> Result<String, ConfigError> {
         })
 }
 
+/// The variables that hold secrets, each also readable from a file named by
+/// `{NAME}_FILE` (how Kubernetes and Docker mount secrets).
+pub const SECRET_VARS: &[(&str, &str)] = &[
+    ("MASTER_DATABASE_URL", "MASTER_DATABASE_URL_FILE"),
+    ("POSTGRES_ADMIN_URL", "POSTGRES_ADMIN_URL_FILE"),
+    ("MONGODB_ADMIN_URI", "MONGODB_ADMIN_URI_FILE"),
+    ("QDRANT_API_KEY", "QDRANT_API_KEY_FILE"),
+    ("KEYCLOAK_ADMIN_PASSWORD", "KEYCLOAK_ADMIN_PASSWORD_FILE"),
+    (
+        "KEYCLOAK_ADMIN_CLIENT_SECRET",
+        "KEYCLOAK_ADMIN_CLIENT_SECRET_FILE",
+    ),
+    ("S3_ACCESS_KEY", "S3_ACCESS_KEY_FILE"),
+    ("S3_SECRET_KEY", "S3_SECRET_KEY_FILE"),
+    ("LANDLORD_SECRET_KEY", "LANDLORD_SECRET_KEY_FILE"),
+    (
+        "LANDLORD_SECRET_KEY_PREVIOUS",
+        "LANDLORD_SECRET_KEY_PREVIOUS_FILE",
+    ),
+    ("WEBHOOK_SECRET", "WEBHOOK_SECRET_FILE"),
+    ("NOVU_API_KEY", "NOVU_API_KEY_FILE"),
+];
+
+/// The secrets given as files, read once: `{NAME}_FILE` names a file whose
+/// content (one trailing newline dropped) is the value of `NAME`. Both set
+/// is refused, as is a file that cannot be read.
+fn secrets_from_files(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<std::collections::HashMap<&'static str, String>, ConfigError> {
+    let set = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let mut out = std::collections::HashMap::new();
+    for (name, file_var) in SECRET_VARS {
+        let Some(path) = set(file_var) else { continue };
+        if set(name).is_some() {
+            return Err(ConfigError::Invalid {
+                name: file_var,
+                reason: format!("{name} is set too: give one of them"),
+            });
+        }
+        let text = std::fs::read_to_string(path.trim()).map_err(|e| ConfigError::Invalid {
+            name: file_var,
+            reason: format!("cannot read {}: {e}", path.trim()),
+        })?;
+        let value = text.strip_suffix('\n').unwrap_or(&text);
+        let value = value.strip_suffix('\r').unwrap_or(value);
+        out.insert(*name, value.to_owned());
+    }
+    Ok(out)
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -160,7 +210,14 @@ impl Config {
     /// Builds the config from any key lookup, so tests need not touch the
     /// process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let files = secrets_from_files(&get)?;
+        let get = |k: &str| {
+            files
+                .get(k)
+                .cloned()
+                .or_else(|| get(k))
+                .filter(|v| !v.trim().is_empty())
+        };
         let parse_u64 = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             get(name).map_or(Ok(default), |v| {
                 v.trim()
@@ -468,6 +525,46 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("url");
+        std::fs::write(&url, "postgres://u:p@h/db\n").unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "k3y").unwrap();
+        let (url, key) = (url.display().to_string(), key.display().to_string());
+        let lookup = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let cfg = Config::from_lookup(lookup(vec![
+            ("MASTER_DATABASE_URL_FILE", url.clone()),
+            ("WEBHOOK_SECRET_FILE", key.clone()),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.master_database_url, "postgres://u:p@h/db");
+        assert_eq!(cfg.notify.webhook_secret.unwrap().expose_secret(), "k3y");
+        let both = Config::from_lookup(lookup(vec![
+            ("MASTER_DATABASE_URL", "postgres://x/y".into()),
+            ("MASTER_DATABASE_URL_FILE", url),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("MASTER_DATABASE_URL_FILE") && both.contains("one of them"),
+            "{both}"
+        );
+        let missing = Config::from_lookup(lookup(vec![
+            ("MASTER_DATABASE_URL", "postgres://x/y".into()),
+            ("S3_SECRET_KEY_FILE", "/nonexistent/secret".into()),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("S3_SECRET_KEY_FILE") && missing.contains("/nonexistent/secret"),
+            "{missing}"
+        );
+    }
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
