@@ -50,6 +50,16 @@ pub struct Config {
     /// repeated kills no longer exhausts `LANDLORD_MAX_LOST_ATTEMPTS`
     /// sooner because it is taken over sooner (the chaos test).
     pub session_sweep: Option<Duration>,
+    /// Finished queue jobs, delivered events, finished runs' provision
+    /// logs and never-verified leads older than this are pruned
+    /// (`LANDLORD_RETENTION_DAYS`, default 30).
+    pub retention: Duration,
+    /// Audit rows are kept longer (`LANDLORD_AUDIT_RETENTION_DAYS`,
+    /// default 365).
+    pub audit_retention: Duration,
+    /// How often a worker prunes (`LANDLORD_RETENTION_INTERVAL_SECS`,
+    /// default 3600); `None` (0): never.
+    pub retention_every: Option<Duration>,
     /// 32-byte key (base64) for the secret store.
     pub secret_key: Option<SecretString>,
     /// A key being rotated out: still read, never written
@@ -340,6 +350,13 @@ impl Config {
                 .try_into()
                 .unwrap_or(4),
             poll_interval: Duration::from_millis(parse_u64("LANDLORD_POLL_INTERVAL_MS", 500)?),
+            retention: Duration::from_secs(86_400 * parse_u64("LANDLORD_RETENTION_DAYS", 30)?),
+            audit_retention: Duration::from_secs(
+                86_400 * parse_u64("LANDLORD_AUDIT_RETENTION_DAYS", 365)?,
+            ),
+            retention_every: Some(parse_u64("LANDLORD_RETENTION_INTERVAL_SECS", 3600)?)
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
             session_sweep: Some(parse_u64("LANDLORD_SESSION_SWEEP_MS", 0)?)
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),

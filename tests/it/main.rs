@@ -29,6 +29,7 @@ mod provision;
 mod qdrant_shared;
 mod quoting;
 mod receiver;
+mod retention;
 mod secrets;
 mod stack;
 mod storage_prefix;

@@ -6,6 +6,7 @@ pub mod engine;
 pub mod liveness;
 pub mod notify;
 pub mod probes;
+pub mod retention;
 pub mod runner;
 pub mod step;
 pub mod steps;

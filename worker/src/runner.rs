@@ -140,6 +140,14 @@ pub async fn run_worker(
         pool.clone(),
         cfg.orphan_timeout().max(Duration::from_secs(1)),
     ));
+    let pruner = cfg.retention_every.map(|every| {
+        tokio::spawn(crate::retention::prune_every(
+            pool.clone(),
+            every,
+            cfg.retention,
+            cfg.audit_retention,
+        ))
+    });
     let sessions = cfg.session_sweep.is_some().then_some(&pool);
     let steps = supervise("steps", "", sessions, stopping.clone(), |name, stop| {
         let listening = listening.clone();
@@ -177,6 +185,9 @@ pub async fn run_worker(
         sweeper.abort();
     }
     stranded.abort();
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
     a?;
     b?;
     Ok(())

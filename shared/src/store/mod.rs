@@ -11,6 +11,7 @@ mod callbacks;
 pub mod catalog;
 mod events;
 mod leads;
+pub mod retention;
 mod runs;
 mod sessions;
 pub mod status;
