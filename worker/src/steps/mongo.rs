@@ -129,13 +129,14 @@ enum Owner {
 pub(super) async fn marker_of(
     db: &mongodb::Database,
 ) -> Result<Option<Option<Document>>, StepError> {
-    let marker = db
-        .collection::<Document>(MARKER)
-        .find_one(doc! { "_id": MARKER_ID })
-        .into_future()
-        .instrument(mongo_span("find"))
-        .await
-        .map_err(mongo_error)?;
+    let markers = db.collection::<Document>(MARKER);
+    let find = || {
+        markers
+            .find_one(doc! { "_id": MARKER_ID })
+            .into_future()
+            .instrument(mongo_span("find"))
+    };
+    let marker = find().await.map_err(mongo_error)?;
     if marker.is_some() {
         return Ok(Some(marker));
     }
@@ -145,20 +146,25 @@ pub(super) async fn marker_of(
         .instrument(mongo_span("listCollections"))
         .await
         .map_err(mongo_error)?;
-    if collections.iter().any(|c| c != MARKER) {
-        return Ok(Some(None));
-    }
+    let only_ours = collections.iter().all(|c| c == MARKER);
     // Only our marker's collection, and empty: a concurrent first create
     // of ours (the collection shows before its document), which the
     // caller's insert then meets as a duplicate key.
-    let held = db
-        .collection::<Document>(MARKER)
-        .count_documents(doc! {})
-        .into_future()
-        .instrument(mongo_span("count"))
-        .await
-        .map_err(mongo_error)?;
-    Ok((held > 0).then_some(None))
+    if only_ours {
+        let held = markers
+            .count_documents(doc! {})
+            .into_future()
+            .instrument(mongo_span("count"))
+            .await
+            .map_err(mongo_error)?;
+        if held == 0 {
+            return Ok(None);
+        }
+    }
+    // Something is there. A concurrent first create of ours may have
+    // landed its marker (and its tenants' collections) since the first
+    // look: the marker as it is now has the last word.
+    Ok(Some(find().await.map_err(mongo_error)?))
 }
 
 /// Whether the tenant's database exists and holds our marker document.
