@@ -15,6 +15,7 @@ mod fuzz;
 mod harness;
 mod http_callbacks;
 mod http_steps;
+mod image;
 mod mongo_shared;
 mod notify;
 mod observe;
