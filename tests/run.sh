@@ -16,8 +16,11 @@ deploy/stack.sh start
 eval "$(deploy/stack.sh env)"
 # The stand-in's own contract tests (status codes per the Qdrant spec).
 deploy/stack.sh test-qdrant
-# podman, buildah and runc (Debian's) for the container image's test.
+# podman, buildah and runc (Debian's) for the container image's test;
+# helm (built from the Go module proxy once) and docker-compose (Debian's)
+# to check the chart and the compose file.
 deploy/image.sh install
+deploy/charts.sh install
 # Chromium and the Python venv for the console's end-to-end test and the
 # schemathesis fuzz run.
 deploy/browser.sh install

@@ -7,6 +7,7 @@ mod client;
 mod console;
 mod crash;
 mod decided;
+mod deploy;
 mod events;
 mod executor;
 mod failures;
