@@ -44,6 +44,27 @@ fn step_line(s: &StepRow) -> String {
     )
 }
 
+/// `line` cut to `width` columns (an ellipsis marks the cut). Redrawing
+/// moves the cursor up one row per line, so a line that wrapped would
+/// leave copies of itself behind.
+fn fit(line: &str, width: usize) -> String {
+    if line.chars().count() <= width {
+        return line.to_owned();
+    }
+    let mut cut: String = line.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The terminal's width, one column spare (some terminals wrap when the
+/// last column is written).
+fn width() -> usize {
+    terminal_size::terminal_size()
+        .map_or(80, |(w, _)| usize::from(w.0))
+        .max(20)
+        - 1
+}
+
 /// Polls until the run finishes (or `timeout`), drawing progress.
 pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::Result<Run> {
     let tty = std::io::stdout().is_terminal();
@@ -57,13 +78,18 @@ pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::R
         let steps = store::steps_of_run(pool, run_id).await?;
         let mut out = std::io::stdout().lock();
         if tty {
+            let width = width();
             if drawn > 0 {
                 write!(out, "\x1b[{drawn}A")?;
             }
             for s in &steps {
-                writeln!(out, "\x1b[2K{}", step_line(s))?;
+                writeln!(out, "\x1b[2K{}", fit(&step_line(s), width))?;
             }
-            writeln!(out, "\x1b[2Krun {}: {}", run.id, run.status)?;
+            writeln!(
+                out,
+                "\x1b[2K{}",
+                fit(&format!("run {}: {}", run.id, run.status), width)
+            )?;
             drawn = steps.len() + 1;
         } else {
             for s in &steps {
@@ -126,4 +152,20 @@ pub async fn print_summary(pool: &PgPool, run: &Run) -> anyhow::Result<()> {
         println!("{}", step_line(&s));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn lines_fit_the_width_on_char_boundaries() {
+        assert_eq!(fit("short", 10), "short");
+        let cut = fit(
+            "– 3. identity skipped: not configured (KEYCLOAK_BASE_URL)",
+            20,
+        );
+        assert_eq!(cut.chars().count(), 20);
+        assert!(cut.ends_with('…'));
+    }
 }

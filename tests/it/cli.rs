@@ -95,6 +95,73 @@ async fn provision_wait_follows_the_run_and_exit_code_says_active() {
     worker.shutdown().await;
 }
 
+/// Visible columns of a terminal line: escape sequences take none.
+fn visible_width(line: &str) -> usize {
+    let mut n = 0;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for f in chars.by_ref() {
+                    if ('@'..='~').contains(&f) {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_wait_fits_an_80_column_terminal() {
+    let env = TestEnv::new(&[]).await;
+    let worker = env.spawn_worker().await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tty/run_in_pty.py");
+    let bin = env!("CARGO_BIN_EXE_landlord");
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.env_clear().envs(&env.vars);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    let out = cmd
+        .args([
+            script,
+            "80",
+            "24",
+            "--",
+            bin,
+            "provision",
+            "narrow",
+            "--wait",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("tenant 'narrow' is active"), "{text}");
+    // The live table (its lines clear themselves first) redraws in place:
+    // none of its lines may wrap. The lines before and after it are plain
+    // text, printed once.
+    let live: Vec<&str> = text.split('\n').filter(|l| l.contains("\x1b[2K")).collect();
+    assert!(live.len() >= 12, "{text}");
+    for line in live {
+        assert!(
+            visible_width(line) <= 80,
+            "{} columns: {line:?}",
+            visible_width(line)
+        );
+    }
+    let lines = text.lines().count();
+    assert!(lines < 120, "{lines} lines for an 11-step run:\n{text}");
+    worker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_reports_migrations_and_database() {
     let env = TestEnv::new(&[]).await;
