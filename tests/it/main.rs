@@ -4,6 +4,7 @@ mod api;
 mod chaos;
 mod cli;
 mod client;
+mod configuration;
 mod console;
 mod crash;
 mod decided;
