@@ -14,4 +14,7 @@ key_file=$LANDLORD_HOME/secret.key
 [ -s "$key_file" ] || (umask 077; head -c 32 /dev/urandom | base64 > "$key_file")
 export LANDLORD_SECRET_KEY=$(cat "$key_file")
 export TENANT_STORAGE_ROOT=${TENANT_STORAGE_ROOT:-$LANDLORD_HOME/storage/tenants}
-exec cargo run --quiet --release -- dev "$@"
+# Cargo's own progress (a bar on a terminal, a line per crate otherwise):
+# the first release build takes minutes on a small machine.
+[ -x target/release/landlord ] || echo "building landlord (release; about 6 minutes on 2 cores the first time)" >&2
+exec cargo run --release -- dev "$@"
