@@ -65,33 +65,44 @@ fn width() -> usize {
         - 1
 }
 
+/// Lines redrawn in place on a terminal, each cut to its width.
+#[derive(Default)]
+pub struct LiveTable {
+    drawn: usize,
+}
+
+impl LiveTable {
+    pub fn draw(&mut self, lines: &[String]) -> std::io::Result<()> {
+        let width = width();
+        let mut out = std::io::stdout().lock();
+        if self.drawn > 0 {
+            write!(out, "\x1b[{}A", self.drawn)?;
+        }
+        for l in lines {
+            writeln!(out, "\x1b[2K{}", fit(l, width))?;
+        }
+        self.drawn = lines.len();
+        out.flush()
+    }
+}
+
 /// Polls until the run finishes (or `timeout`), drawing progress.
 pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::Result<Run> {
     let tty = std::io::stdout().is_terminal();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut drawn = 0usize;
+    let mut table = LiveTable::default();
     let mut seen: Vec<(String, landlord_shared::store::StepStatus, i32)> = Vec::new();
     loop {
         let run = store::run_by_id(pool, run_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("run vanished"))?;
         let steps = store::steps_of_run(pool, run_id).await?;
-        let mut out = std::io::stdout().lock();
         if tty {
-            let width = width();
-            if drawn > 0 {
-                write!(out, "\x1b[{drawn}A")?;
-            }
-            for s in &steps {
-                writeln!(out, "\x1b[2K{}", fit(&step_line(s), width))?;
-            }
-            writeln!(
-                out,
-                "\x1b[2K{}",
-                fit(&format!("run {}: {}", run.id, run.status), width)
-            )?;
-            drawn = steps.len() + 1;
+            let mut lines: Vec<String> = steps.iter().map(step_line).collect();
+            lines.push(format!("run {}: {}", run.id, run.status));
+            table.draw(&lines)?;
         } else {
+            let mut out = std::io::stdout().lock();
             for s in &steps {
                 let key = (s.name.clone(), s.status, s.attempts);
                 if !seen.contains(&key) {
@@ -99,9 +110,8 @@ pub async fn follow(pool: &PgPool, run_id: Uuid, timeout: Duration) -> anyhow::R
                     seen.push(key);
                 }
             }
+            out.flush()?;
         }
-        out.flush()?;
-        drop(out);
         if run.is_finished() {
             return Ok(run);
         }

@@ -12,6 +12,7 @@ use landlord_client::{DeleteMode, ListQuery};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -352,8 +353,19 @@ async fn finish(
     let client = api.client()?;
     let id = run.id.to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.timeout);
+    // On a terminal the steps are drawn live, in place; otherwise (and
+    // with --json) the timeline is printed once the run has stopped.
+    let live = !json && std::io::stdout().is_terminal();
+    let mut table = crate::follow::LiveTable::default();
     let detail = loop {
         let detail = client.get_run(&id).await?;
+        if live {
+            let mut lines: Vec<String> = detail.steps.iter().map(render::step_line).collect();
+            lines.push(format!("run {id}: {}", detail.status));
+            table
+                .draw(&lines)
+                .map_err(|e| ApiError::other(format!("writing progress: {e}")))?;
+        }
         if !matches!(detail.status.as_str(), "running" | "compensating") {
             break detail;
         }
@@ -377,11 +389,13 @@ async fn finish(
             )
         }
     };
-    emit(json, &detail, || {
-        render::timeline(None, &[], Some(&detail), chrono::Utc::now())
-            .trim_start()
-            .to_owned()
-    });
+    if !live {
+        emit(json, &detail, || {
+            render::timeline(None, &[], Some(&detail), chrono::Utc::now())
+                .trim_start()
+                .to_owned()
+        });
+    }
     if !json {
         println!("{outcome}");
     }

@@ -2,7 +2,7 @@
 //! timeline, from the typed client's answers.
 
 use chrono::{DateTime, Utc};
-use landlord_client::models::{RunDetail, RunSummary, Tenant, TenantDetail};
+use landlord_client::models::{RunDetail, RunSummary, Step, Tenant, TenantDetail};
 use std::fmt::Write as _;
 
 /// "12s ago", "5m ago": support staff scan for what is recent.
@@ -232,27 +232,7 @@ pub fn timeline(
         let _ = writeln!(out, "  error: {}", one_line(e));
     }
     for st in &detail.steps {
-        let status = st.status.as_str();
-        let dur = st
-            .duration_ms
-            .map(|ms| format!("{ms} ms"))
-            .unwrap_or_default();
-        let note = match (status, st.waiting_for.as_deref()) {
-            ("pending" | "retrying", Some(why)) => one_line(why),
-            ("completed" | "pending" | "running", _) => String::new(),
-            _ => st.last_error.as_deref().map(one_line).unwrap_or_default(),
-        };
-        let line = format!(
-            "  {} {:>2}. {:<9} {:<13} attempts {:<2} {:>8}  {}",
-            icon(status),
-            st.position + 1,
-            st.name,
-            status,
-            st.attempts,
-            dur,
-            note
-        );
-        let _ = writeln!(out, "{}", line.trim_end());
+        let _ = writeln!(out, "  {}", step_line(st));
     }
     let logs = &detail.logs;
     if !logs.is_empty() {
@@ -271,6 +251,31 @@ pub fn timeline(
         }
     }
     out
+}
+
+/// A step of a run's timeline, on one line.
+pub fn step_line(st: &Step) -> String {
+    let status = st.status.as_str();
+    let dur = st
+        .duration_ms
+        .map(|ms| format!("{ms} ms"))
+        .unwrap_or_default();
+    let note = match (status, st.waiting_for.as_deref()) {
+        ("pending" | "retrying", Some(why)) => one_line(why),
+        ("completed" | "pending" | "running", _) => String::new(),
+        _ => st.last_error.as_deref().map(one_line).unwrap_or_default(),
+    };
+    let line = format!(
+        "{} {:>2}. {:<9} {:<13} attempts {:<2} {:>8}  {}",
+        icon(status),
+        st.position + 1,
+        st.name,
+        status,
+        st.attempts,
+        dur,
+        note
+    );
+    line.trim_end().to_owned()
 }
 
 /// One line for an action's run: what started and where it resumes.

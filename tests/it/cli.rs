@@ -96,7 +96,7 @@ async fn provision_wait_follows_the_run_and_exit_code_says_active() {
 }
 
 /// Visible columns of a terminal line: escape sequences take none.
-fn visible_width(line: &str) -> usize {
+pub fn visible_width(line: &str) -> usize {
     let mut n = 0;
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

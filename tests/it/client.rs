@@ -20,6 +20,23 @@ async fn support(env: &TestEnv, api: &ApiProcess, token: Option<&str>, args: &[&
     cmd.output().await.expect("run landlord")
 }
 
+/// A support command in an 80-column pseudo-terminal
+/// (tests/tty/run_in_pty.py): what it drew there.
+async fn support_in_pty(env: &TestEnv, api: &ApiProcess, token: &str, args: &[&str]) -> Output {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tty/run_in_pty.py");
+    let mut cmd = tokio::process::Command::new("python3");
+    cmd.env_clear().envs(&env.vars);
+    cmd.env_remove("MASTER_DATABASE_URL");
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.env("LANDLORD_API_URL", &api.url)
+        .env("LANDLORD_API_TOKEN", token)
+        .args([script, "80", "24", "--", env!("CARGO_BIN_EXE_landlord")])
+        .args(args);
+    cmd.output().await.expect("run landlord in a pty")
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -156,12 +173,13 @@ async fn support_commands_through_the_api() {
     assert!(matches!(out.status.code(), Some(2 | 3)), "{}", text(&out));
 
     // With the fault gone, retry resumes at the failed step and --wait
-    // follows it to an active tenant.
+    // follows it to an active tenant, its steps drawn live on a terminal
+    // (80 columns: no line wraps).
     let worker = env.spawn_worker_with(&[("LANDLORD_FAULTS", "")]).await;
-    let out = support(
+    let out = support_in_pty(
         &env,
         &api,
-        t,
+        t.unwrap(),
         &["retry", "bravo", "--wait", "--timeout", "60"],
     )
     .await;
@@ -169,6 +187,18 @@ async fn support_commands_through_the_api() {
     assert_eq!(out.status.code(), Some(0), "{retried}");
     assert!(retried.contains("retry started: run"), "{retried}");
     assert!(retried.contains("tenant 'bravo' is active"), "{retried}");
+    let live: Vec<&str> = retried
+        .split('\n')
+        .filter(|l| l.contains("\x1b[2K"))
+        .collect();
+    assert!(live.iter().any(|l| l.contains("record")), "{retried}");
+    for l in live {
+        assert!(
+            crate::cli::visible_width(l) <= 80,
+            "{} columns: {l:?}",
+            crate::cli::visible_width(l)
+        );
+    }
     assert_eq!(env.tenant_status("bravo").await.as_deref(), Some("active"));
 
     // Roll back removes what charlie's run created.
