@@ -179,7 +179,7 @@ async fn support_commands_through_the_api() {
     let out = support_in_pty(
         &env,
         &api,
-        t.unwrap(),
+        &token,
         &["retry", "bravo", "--wait", "--timeout", "60"],
     )
     .await;
