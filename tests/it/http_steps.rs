@@ -94,13 +94,17 @@ async fn accepted_work_holds_no_worker_and_a_second_callback_changes_nothing() {
         assert_eq!(ex.calls("/slow", tenant).len(), 1);
         assert_eq!(ex.calls("/done", tenant).len(), 1);
         let deploy_key = format!("landlord:{run_id}:deploy");
-        let answers: Vec<Value> = ex
-            .log()
-            .into_iter()
-            .filter(|e| e["key"] == deploy_key.as_str() && e.get("callback").is_some())
-            .map(|e| e["callback"].clone())
-            .collect();
-        assert_eq!(answers, [202, 409], "the second callback is refused");
+        let answers = || -> Vec<Value> {
+            ex.log()
+                .into_iter()
+                .filter(|e| e["key"] == deploy_key.as_str() && e.get("callback").is_some())
+                .map(|e| e["callback"].clone())
+                .collect()
+        };
+        // The executor logs its second callback's answer after sending it;
+        // the run may have ended on the first one already.
+        wait_until("both callbacks answered", 10, async || answers().len() >= 2).await;
+        assert_eq!(answers(), [202, 409], "the second callback is refused");
         assert_eq!(env.step(run_id, "deploy").await.attempts, 1);
         let waits = env
             .count(
