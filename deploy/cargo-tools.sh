@@ -3,15 +3,17 @@
 #
 #   deploy/cargo-tools.sh install     build what is missing
 #   deploy/cargo-tools.sh machete     cargo machete (unused dependencies)
+#   deploy/cargo-tools.sh deny        cargo deny check licenses bans sources
 #
 # LANDLORD_CACHE (default ~/.cache/landlord): tools live in
 #   $LANDLORD_CACHE/cargo-tools/bin.
 #
-# cargo-deny is not among them yet: its advisory database is a GitHub
-# repository, and these machines reach no GitHub.
+# cargo deny checks no advisories here: its advisory database is a GitHub
+# repository, and these machines reach no GitHub (deny.toml says more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MACHETE_VERSION=0.9.2
+DENY_VERSION=0.20.2
 root=${LANDLORD_CACHE:-$HOME/.cache/landlord}/cargo-tools
 
 install() {
@@ -19,10 +21,15 @@ install() {
     echo "building cargo-machete $MACHETE_VERSION (once)" >&2
     cargo install cargo-machete --version "$MACHETE_VERSION" --locked --root "$root" >&2
   fi
+  if ! "$root/bin/cargo-deny" --version 2>/dev/null | grep -qx "cargo-deny $DENY_VERSION"; then
+    echo "building cargo-deny $DENY_VERSION (once, a few minutes)" >&2
+    cargo install cargo-deny --version "$DENY_VERSION" --locked --root "$root" >&2
+  fi
 }
 
 case "${1:-}" in
   install) install ;;
   machete) install; exec "$root/bin/cargo-machete" ;;
-  *) echo "usage: $0 install | machete" >&2; exit 2 ;;
+  deny) install; exec "$root/bin/cargo-deny" check licenses bans sources ;;
+  *) echo "usage: $0 install | machete | deny" >&2; exit 2 ;;
 esac
