@@ -11,12 +11,12 @@
 //! | `LANDLORD_LEADS_PER_CLIENT_HOUR` | `20` | signups (`POST /leads`) per client address per hour |
 //! | `LANDLORD_LEADS_PER_EMAIL_HOUR` | `3` | signups per email address per hour |
 
+use crate::lead_token::LeadTokens;
 use landlord_shared::backend::{Backend, PlannedStep};
 use landlord_shared::catalogue::{Catalogue, Plan};
 use landlord_shared::config::{ConfigError, S3Config};
 use landlord_shared::plan::plan_provision_for;
 use landlord_shared::secrets::{SecretError, SecretStore};
-use secrecy::SecretString;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -38,9 +38,9 @@ pub struct ApiConfig {
     /// The engine config's S3: where storage `prefix` credentials are
     /// minted (STS) and which endpoint they are for.
     pub s3: Option<S3Config>,
-    /// The engine config's key to the secret store: signup tokens are
-    /// signed with a key derived from it.
-    pub secret_key: Option<SecretString>,
+    /// Signs and checks signup tokens, with a key derived from the engine
+    /// config's `LANDLORD_SECRET_KEY`; `None` without one.
+    pub lead_tokens: Option<LeadTokens>,
     /// The secret store (with a key being rotated out, if any), for
     /// credentials reads and signups; `None` without a key.
     pub secrets: Option<SecretStore>,
@@ -79,7 +79,7 @@ impl ApiConfig {
             .collect();
         cfg.storage = Backend::storage(engine);
         cfg.s3 = engine.s3.clone();
-        cfg.secret_key = engine.secret_key.clone();
+        cfg.lead_tokens = engine.secret_key.as_ref().and_then(LeadTokens::new);
         cfg.secrets = SecretStore::from_config(engine).map_err(|e| ConfigError::Invalid {
             name: match e {
                 SecretError::BadPreviousKey => "LANDLORD_SECRET_KEY_PREVIOUS",
@@ -150,7 +150,7 @@ impl ApiConfig {
             backends: Backend::ALL.to_vec(),
             storage: Backend::Folder,
             s3: None,
-            secret_key: None,
+            lead_tokens: None,
             secrets: None,
             lead_limits,
         })

@@ -23,8 +23,15 @@ struct Claims {
     iat: i64,
 }
 
+#[derive(Clone)]
 pub struct LeadTokens {
     key: [u8; 32],
+}
+
+impl std::fmt::Debug for LeadTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeadTokens(..)")
+    }
 }
 
 #[derive(Debug, PartialEq)]

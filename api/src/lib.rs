@@ -9,7 +9,7 @@ mod cursor;
 pub mod error;
 mod extract;
 mod input;
-mod lead_token;
+pub mod lead_token;
 pub mod mask;
 mod openapi;
 mod queries;

@@ -149,12 +149,16 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         body: Option<&(impl Serialize + ?Sized)>,
+        headers: &[(&str, &str)],
     ) -> Result<(StatusCode, T)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .query(query)
             .header("accept", "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t.expose_secret());
         }
@@ -188,7 +192,7 @@ impl Client {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T> {
-        self.call(Method::GET, path, query, None::<&()>)
+        self.call(Method::GET, path, query, None::<&()>, &[])
             .await
             .map(|(_, t)| t)
     }
@@ -199,7 +203,7 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T> {
-        self.call(Method::POST, path, query, body)
+        self.call(Method::POST, path, query, body, &[])
             .await
             .map(|(_, t)| t)
     }
@@ -210,29 +214,12 @@ impl Client {
         body: &CreateTenant,
         idempotency_key: Option<&str>,
     ) -> Result<(TenantRun, bool)> {
-        let mut req = self.http.post(format!("{}/tenants", self.base)).json(body);
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t.expose_secret());
-        }
-        if let Some(k) = idempotency_key {
-            req = req.header("idempotency-key", k);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
-        if !status.is_success() {
-            return Err(serde_json::from_slice::<Problem>(&bytes)
-                .map(Error::Problem)
-                .unwrap_or_else(|e| Error::Transport(format!("HTTP {status}: {e}"))));
-        }
-        let run = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Transport(format!("/tenants: unexpected answer: {e}")))?;
+        let key: Vec<(&str, &str)> = idempotency_key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        let (status, run) = self
+            .call(Method::POST, "/tenants", &[], Some(body), &key)
+            .await?;
         Ok((run, status == StatusCode::ACCEPTED))
     }
 
@@ -263,6 +250,7 @@ impl Client {
             &format!("/tenants/{}", seg(id)),
             &query,
             None::<&()>,
+            &[],
         )
         .await
         .map(|(_, t)| t)
@@ -308,11 +296,6 @@ impl Client {
         plan: Option<&str>,
     ) -> Result<TenantRun> {
         let body = serde_json::json!({ "plan": plan });
-        let body = if plan.is_some() {
-            body
-        } else {
-            serde_json::json!({})
-        };
         self.post(&format!("/tenants/{}/provision", seg(id)), &[], Some(&body))
             .await
     }

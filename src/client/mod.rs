@@ -276,25 +276,27 @@ async fn dispatch(api: &Api, cmd: ClientCommand) -> Result<ExitCode, ApiError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Up to `limit` rows, page after page.
-async fn paged_tenants(
-    api: &Api,
+/// Up to `limit` rows with this status, page after page: `fetch` reads
+/// one page (its rows and the next cursor).
+async fn paged<T, Fut>(
     status: Option<String>,
     limit: usize,
-) -> Result<Vec<landlord_client::models::Tenant>, ApiError> {
-    let client = api.client()?;
+    mut fetch: impl FnMut(ListQuery) -> Fut,
+) -> Result<Vec<T>, ApiError>
+where
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), landlord_client::Error>>,
+{
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     while items.len() < limit {
-        let page = client
-            .list_tenants(&ListQuery {
-                status: status.clone(),
-                cursor: cursor.take(),
-                limit: Some(page_size(limit - items.len())),
-            })
-            .await?;
-        items.extend(page.items);
-        match page.next_cursor {
+        let (page, next) = fetch(ListQuery {
+            status: status.clone(),
+            cursor: cursor.take(),
+            limit: Some(page_size(limit - items.len())),
+        })
+        .await?;
+        items.extend(page);
+        match next {
             Some(c) if !c.is_empty() => cursor = Some(c),
             _ => break,
         }
@@ -303,30 +305,31 @@ async fn paged_tenants(
     Ok(items)
 }
 
+async fn paged_tenants(
+    api: &Api,
+    status: Option<String>,
+    limit: usize,
+) -> Result<Vec<landlord_client::models::Tenant>, ApiError> {
+    let client = api.client()?;
+    paged(status, limit, async |q| {
+        client
+            .list_tenants(&q)
+            .await
+            .map(|p| (p.items, p.next_cursor))
+    })
+    .await
+}
+
 async fn paged_runs(
     api: &Api,
     status: Option<String>,
     limit: usize,
 ) -> Result<Vec<RunSummary>, ApiError> {
     let client = api.client()?;
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    while items.len() < limit {
-        let page = client
-            .list_runs(&ListQuery {
-                status: status.clone(),
-                cursor: cursor.take(),
-                limit: Some(page_size(limit - items.len())),
-            })
-            .await?;
-        items.extend(page.items);
-        match page.next_cursor {
-            Some(c) if !c.is_empty() => cursor = Some(c),
-            _ => break,
-        }
-    }
-    items.truncate(limit);
-    Ok(items)
+    paged(status, limit, async |q| {
+        client.list_runs(&q).await.map(|p| (p.items, p.next_cursor))
+    })
+    .await
 }
 
 fn page_size(left: usize) -> u32 {

@@ -8,7 +8,7 @@ use landlord_shared::model::ProvisionParams;
 use landlord_shared::secrets::SecretStore;
 use reqwest::StatusCode;
 use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 use std::time::Duration;
 
 /// Logs in to the tenant's database with what the API gives its
@@ -24,20 +24,7 @@ async fn logs_in_with(env: &TestEnv, keys: &[(&str, &str)]) -> bool {
     if res.status != StatusCode::OK {
         return false;
     }
-    let pg = res.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["service"] == "postgres")
-        .unwrap()
-        .clone();
-    let text = |k: &str| pg[k].as_str().unwrap_or_default().to_owned();
-    let opts = PgConnectOptions::new()
-        .host(&text("host"))
-        .port(u16::try_from(pg["port"].as_i64().unwrap()).unwrap())
-        .username(&text("user"))
-        .password(&text("secret"))
-        .database(&text("database"));
+    let (_, opts) = crate::api::postgres_login(&res.body);
     PgConnection::connect_with(&opts).await.is_ok()
 }
 

@@ -9,6 +9,7 @@ pub mod tokens;
 use crate::AppState;
 use crate::error::ApiError;
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -28,9 +29,9 @@ pub struct Actor {
     pub grants: Grants,
 }
 
-fn bearer(req: &Request) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
+/// The token of `Authorization: Bearer <token>`.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::Unauthorized("missing Authorization header"))?
         .to_str()
@@ -52,7 +53,7 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&req)?;
+    let token = bearer(req.headers())?;
     let actor = if token.starts_with(tokens::PREFIX) {
         let t = tokens::authenticate(&state.pool, token)
             .await?

@@ -6,6 +6,7 @@
 //! operator's `POST /tenants/{id}/provision` (`pending.rs`).
 
 use crate::AppState;
+use crate::auth::bearer;
 use crate::auth::tokens::{hash, random_secret};
 use crate::error::{ApiError, ApiResult, FieldError, Problem};
 use crate::extract::{ApiPath, JsonBody};
@@ -14,7 +15,7 @@ use crate::lead_token::{LeadTokens, TokenCheck};
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Duration, Utc};
 use landlord_shared::request::{valid_domain, valid_email, valid_person_name};
 use landlord_shared::secrets::SecretStore;
@@ -198,8 +199,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
-fn secret_key(state: &AppState) -> ApiResult<&SecretString> {
-    state.cfg.secret_key.as_ref().ok_or(ApiError::Unavailable(
+fn lead_tokens(state: &AppState) -> ApiResult<&LeadTokens> {
+    state.cfg.lead_tokens.as_ref().ok_or(ApiError::Unavailable(
         "LANDLORD_SECRET_KEY is not set on this API",
     ))
 }
@@ -213,21 +214,6 @@ fn retry_after(oldest: Option<DateTime<Utc>>) -> u64 {
     oldest.map_or(1, |t| {
         u64::try_from((t + WINDOW - Utc::now()).num_seconds().max(1)).unwrap_or(1)
     })
-}
-
-fn bearer(headers: &HeaderMap) -> ApiResult<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized(
-            "expected 'Authorization: Bearer <token>'",
-        ))
 }
 
 fn lead_id(raw: &str) -> ApiResult<Uuid> {
@@ -265,11 +251,7 @@ pub async fn create(
     let mut tx = state.pool.begin().await?;
     // One signup at a time per email address and client, so that the
     // counts below cannot be raced past.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('lead-email:' || lower($1))), pg_advisory_xact_lock(hashtext('lead-client:' || $2))")
-        .bind(&body.email)
-        .bind(&client)
-        .execute(&mut *tx)
-        .await?;
+    store::lock_signup(&mut tx, &body.email, &client).await?;
     let recent = store::recent_leads(&mut *tx, &body.email, &client, Utc::now() - WINDOW).await?;
     if recent.by_email >= limits.per_email {
         return Err(ApiError::TooManyRequests {
@@ -354,8 +336,7 @@ pub async fn verify(
 ) -> ApiResult<Json<LeadVerified>> {
     let token = bearer(&headers)?;
     let id = lead_id(&raw)?;
-    let tokens = LeadTokens::new(secret_key(&state)?)
-        .ok_or(ApiError::Unavailable("LANDLORD_SECRET_KEY is not valid"))?;
+    let tokens = lead_tokens(&state)?;
     let lead = store::lead_by_id(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("lead".into()))?;
@@ -414,8 +395,7 @@ pub async fn create_tenant(
 ) -> ApiResult<(StatusCode, Json<PendingTenant>)> {
     let token = bearer(&headers)?;
     let id = lead_id(&raw)?;
-    let tokens = LeadTokens::new(secret_key(&state)?)
-        .ok_or(ApiError::Unavailable("LANDLORD_SECRET_KEY is not valid"))?;
+    let tokens = lead_tokens(&state)?;
     match tokens.check(token, id) {
         TokenCheck::Valid => {}
         TokenCheck::Foreign => {

@@ -54,6 +54,24 @@ pub async fn insert_lead(ex: impl PgExecutor<'_>, lead: &NewLead<'_>) -> sqlx::R
     .map(drop)
 }
 
+/// Serialises, until the transaction ends, signups for one email address
+/// and from one client, so that the rate limits' counts cannot be raced.
+pub async fn lock_signup(
+    conn: &mut PgConnection,
+    email: &str,
+    client_addr: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtext('lead-email:' || lower($1))),
+                pg_advisory_xact_lock(hashtext('lead-client:' || $2))",
+        email,
+        client_addr
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
 /// The oldest of the leads made since `since` by this email address and by
 /// this client address, with their counts: a rate limit's inputs.
 pub struct RecentLeads {

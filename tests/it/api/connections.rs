@@ -2,12 +2,11 @@
 //! connections, and with `tenants:credentials` the secrets, with which it
 //! logs in to its own database.
 
-use super::{Api, WAIT, audit_rows};
+use super::{Api, WAIT, audit_rows, postgres_login};
 use crate::harness::{TestEnv, create_token_with};
 use reqwest::StatusCode;
-use serde_json::Value;
 use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_application_reads_its_connections_and_logs_in_with_its_credentials() {
@@ -51,25 +50,21 @@ async fn the_application_reads_its_connections_and_logs_in_with_its_credentials(
         .get("/tenants/conn/connections?include=credentials")
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let pg: &Value = res.body["items"]
+    let (user, opts) = postgres_login(&res.body);
+    let secret = res.body["items"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["service"] == "postgres")
-        .unwrap();
-    let text = |k: &str| pg[k].as_str().unwrap().to_owned();
-    let opts = PgConnectOptions::new()
-        .host(&text("host"))
-        .port(u16::try_from(pg["port"].as_i64().unwrap()).unwrap())
-        .username(&text("user"))
-        .password(&text("secret"))
-        .database(&text("database"));
+        .find_map(|c| (c["service"] == "postgres").then(|| c["secret"].as_str()))
+        .flatten()
+        .unwrap()
+        .to_owned();
     let mut conn = PgConnection::connect_with(&opts).await.unwrap();
     let me: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(me, text("user"));
+    assert_eq!(me, user);
     conn.close().await.unwrap();
 
     let audit = audit_rows(&env, "tenant.credentials_read").await;
@@ -81,9 +76,6 @@ async fn the_application_reads_its_connections_and_logs_in_with_its_credentials(
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert!(
-        details.iter().all(|d| !d.contains(&text("secret"))),
-        "{details:?}"
-    );
+    assert!(details.iter().all(|d| !d.contains(&secret)), "{details:?}");
     worker.shutdown().await;
 }

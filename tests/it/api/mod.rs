@@ -17,6 +17,7 @@ mod typed_client;
 use crate::harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnectOptions;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -131,6 +132,31 @@ impl Api {
     pub(super) async fn create(&self, name: &str) -> Res {
         self.post_json("/tenants", &json!({ "name": name })).await
     }
+}
+
+/// Where and as whom the tenant's application logs in to its Postgres,
+/// read from a connections answer with `include=credentials`: the user,
+/// and options for a connection.
+pub(crate) fn postgres_login(connections: &Value) -> (String, PgConnectOptions) {
+    let pg = connections["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["service"] == "postgres")
+        .unwrap_or_else(|| panic!("no postgres connection in {connections}"));
+    let text = |k: &str| {
+        pg[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {k} in {pg}"))
+            .to_owned()
+    };
+    let opts = PgConnectOptions::new()
+        .host(&text("host"))
+        .port(u16::try_from(pg["port"].as_i64().unwrap()).unwrap())
+        .username(&text("user"))
+        .password(&text("secret"))
+        .database(&text("database"));
+    (text("user"), opts)
 }
 
 pub(super) fn run_id(res: &Res) -> Uuid {

@@ -5,13 +5,13 @@
 //! wrong, used, expired or foreign tokens, a taken key, too many signups)
 //! create nothing.
 
-use super::{Api, Res, WAIT, run_id};
+use super::{Api, Res, WAIT, postgres_login, run_id};
 use crate::harness::{TestEnv, create_token_with, spawn_api_with, wait_until};
 use crate::receiver::Receiver;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::PgConnection;
 
 fn lead(email: &str) -> Value {
     json!({
@@ -203,20 +203,7 @@ async fn seed_004_signup_from_lead_to_an_application_logged_in() {
         .get("/tenants/newcompany/connections?include=credentials")
         .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
-    let pg = res.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["service"] == "postgres")
-        .unwrap()
-        .clone();
-    let text = |k: &str| pg[k].as_str().unwrap().to_owned();
-    let opts = PgConnectOptions::new()
-        .host(&text("host"))
-        .port(u16::try_from(pg["port"].as_i64().unwrap()).unwrap())
-        .username(&text("user"))
-        .password(&text("secret"))
-        .database(&text("database"));
+    let (_, opts) = postgres_login(&res.body);
     let mut conn = PgConnection::connect_with(&opts).await.unwrap();
     let one: i32 = sqlx::query_scalar("SELECT 1")
         .fetch_one(&mut conn)
