@@ -43,7 +43,7 @@ pub fn router(pool: PgPool, listening: Listening, stopping: watch::Receiver<bool
             if !listening.get() {
                 not.push("the step queue's worker is not listening");
             }
-            let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool);
+            let ping = sqlx::query_scalar!(r#"SELECT 1 AS "one!""#).fetch_one(&pool);
             if !matches!(tokio::time::timeout(READY_WITHIN, ping).await, Ok(Ok(1))) {
                 not.push("the master database is unreachable");
             }
