@@ -50,6 +50,10 @@ build() {
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
+  # The system's CA roots: reqwest's rustls verifier reads them (no roots
+  # are compiled in), for https Keycloak, JWKS, S3, executors, webhooks.
+  mkdir -p "$root/etc/ssl/certs"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
   echo "landlord:x:10001:10001:landlord:/home/landlord:/nonexistent" > "$root/etc/passwd"
   echo "landlord:x:10001:" > "$root/etc/group"
   chown 10001:10001 "$root/home/landlord"

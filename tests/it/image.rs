@@ -72,6 +72,36 @@ async fn the_image_migrates_serves_and_provisions_in_containers() {
     let inspected = String::from_utf8_lossy(&user.stdout).trim().to_owned();
     assert!(inspected.starts_with("10001:10001 "), "{inspected}");
 
+    // The CA roots reqwest's rustls verifier reads (none are compiled in):
+    // copied out of a created, never started, container.
+    let probe = format!("{}-roots", env.prefix);
+    containers.0.push(probe.clone());
+    let created = std::process::Command::new("podman")
+        .args(["create", "--name", &probe, &tag])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let roots = env.storage.path().join("roots.pem");
+    let copied = std::process::Command::new("podman")
+        .args(["cp", &format!("{probe}:/etc/ssl/certs/ca-certificates.crt")])
+        .arg(&roots)
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let pem = std::fs::read_to_string(&roots).unwrap();
+    assert!(
+        pem.matches("BEGIN CERTIFICATE").count() > 50,
+        "the image's CA bundle holds too few roots"
+    );
+
     let rm = format!("{flags} --rm");
     let out = podman(&env, &rm, &[&tag, "migrate"], &storage);
     assert!(
