@@ -5,9 +5,7 @@
 //! Run with `bench/run.sh api`.
 
 mod common;
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use landlord_testkit::harness;
 mod section;
 
 use chrono::Utc;

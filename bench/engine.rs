@@ -4,12 +4,8 @@
 //! Run with `bench/run.sh` (it starts Postgres first).
 
 mod common;
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
-#[path = "../tests/it/otlp.rs"]
-#[allow(dead_code)]
-mod otlp;
+use landlord_testkit::harness;
+use landlord_testkit::otlp;
 mod section;
 
 use chrono::{DateTime, Utc};

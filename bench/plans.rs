@@ -7,9 +7,7 @@
 //! Run with `bench/run.sh plans` (Postgres only).
 
 mod common;
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use landlord_testkit::harness;
 mod section;
 
 use chrono::Utc;

@@ -10,9 +10,7 @@
 //! `BENCH_POOLED_DRAIN_S3=0` drains without S3 (folders).
 
 mod common;
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use landlord_testkit::harness;
 mod section;
 
 use chrono::Utc;

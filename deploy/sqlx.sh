@@ -42,10 +42,18 @@ for f in "$apalis"/migrations/*.sql; do
   psql -q -X -v ON_ERROR_STOP=1 "$url" -f "$f" >/dev/null
 done
 out=$(mktemp -d)
-# Touching the files with query macros makes cargo expand them again.
-touch $(grep -rlE 'query(_as|_scalar)?!' shared/src api/src worker/src)
+stamps=$(mktemp -d)
+# Touching the files with query macros makes cargo expand them again. Their
+# own times are put back afterwards: left touched, they would make the
+# test build after this check recompile three crates for nothing.
+files=$(grep -rlE 'query(_as|_scalar)?!' shared/src api/src worker/src)
+for f in $files; do touch -r "$f" "$stamps/$(echo "$f" | tr / _)"; done
+restore() { for f in $files; do touch -r "$stamps/$(echo "$f" | tr / _)" "$f"; done; rm -rf "$stamps"; }
+touch $files
 SQLX_OFFLINE_DIR=$out LANDLORD_SQLX_DATABASE_URL=$url \
-  cargo check --locked -p landlord-shared -p landlord-api -p landlord-worker --lib --quiet
+  cargo check --locked -p landlord-shared -p landlord-api -p landlord-worker --lib --quiet \
+  || { restore; exit 1; }
+restore
 if [ "$mode" = prepare ]; then
   rm -rf .sqlx && mkdir .sqlx && cp "$out"/query-*.json .sqlx/
   echo "sqlx: $(ls .sqlx | wc -l) queries in .sqlx/"

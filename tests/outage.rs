@@ -2,9 +2,7 @@
 //! covers the outage, the identity step retries and the run completes.
 //! Its own test binary: stopping Keycloak must not overlap other tests.
 
-#[path = "it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use landlord_testkit::harness;
 
 use harness::TestEnv;
 use std::time::{Duration, Instant};

@@ -6,9 +6,7 @@
 //! duplicated and no job left `Running`.
 //! Its own test binary: stopping Postgres must not overlap other tests.
 
-#[path = "it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use landlord_testkit::harness;
 
 use harness::{ApiProcess, TestEnv, create_token, spawn_api};
 use serde_json::json;

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Drops what earlier test runs left on the private Postgres: each test env
-# names its databases and roles t<8 random chars>_… (tests/it/harness.rs),
-# and a kept cluster otherwise grows by a few GB per full run, enough over
-# a day of runs to fill the disk (SeaweedFS then turns read-only).
-# Only names of that shape go; the cluster is ours (deploy/pg.sh).
+# names its databases and roles t<8 random chars>_… (testkit/src/harness.rs)
+# and drops them when it passes, but a failed or killed test leaves them,
+# and a kept cluster otherwise grows, over a day of runs enough to fill the
+# disk (SeaweedFS then turns read-only). The migrated master templates the
+# envs clone (landlord_test_master_<hash>) go too: the run builds its own.
+# Only names of those shapes go; the cluster is ours (deploy/pg.sh).
 set -euo pipefail
 : "${POSTGRES_ADMIN_URL:?run after eval \"\$(deploy/pg.sh env)\"}"
 psql -X -q -v ON_ERROR_STOP=1 "$POSTGRES_ADMIN_URL" <<'SQL'
 SELECT format('ALTER DATABASE %I IS_TEMPLATE false', datname)
   FROM pg_database WHERE datname ~ '^t[a-z0-9]{8}_' AND datistemplate \gexec
 SELECT format('DROP DATABASE %I WITH (FORCE)', datname)
-  FROM pg_database WHERE datname ~ '^t[a-z0-9]{8}_' \gexec
+  FROM pg_database
+ WHERE datname ~ '^t[a-z0-9]{8}_' OR datname ~ '^landlord_test_master_[0-9a-f]{16}' \gexec
 -- A role that still owns something elsewhere stays; the run goes on.
 DO $$
 DECLARE r text;

@@ -1,5 +1,7 @@
 //! Integration tests against the real Postgres started by tests/run.sh.
 
+use landlord_testkit::{harness, otlp};
+
 mod api;
 mod chaos;
 mod cli;
@@ -14,7 +16,6 @@ mod executor;
 mod failures;
 mod fencing;
 mod fuzz;
-mod harness;
 mod http_callbacks;
 mod http_steps;
 mod image;
@@ -23,7 +24,6 @@ mod notify;
 mod observe;
 mod operator;
 mod organizations;
-mod otlp;
 mod ownership;
 mod pooled;
 mod pooled_all;

@@ -1,4 +1,5 @@
-//! Test harness: every test gets a fresh master database on the shared test
+//! Test harness: every test gets a fresh master database (a clone of a
+//! migrated template, `master_template`) on the shared test
 //! cluster, its own resource-name prefix (tenant databases and roles are
 //! cluster-wide) and its own storage root.
 
@@ -47,10 +48,7 @@ fn random_suffix(n: usize) -> String {
         .collect()
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("url has a database");
-    format!("{base}/{db}")
-}
+use crate::master_template::with_database;
 
 /// Addresses of the services deploy/stack.sh started, from the environment
 /// tests/run.sh exports.
@@ -79,6 +77,96 @@ pub fn stack_vars() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `landlord` binary cargo built for this test or bench: it sits next
+/// to the `deps/` folder the test binary runs from (cargo builds a
+/// package's binaries before its integration tests and benches). The
+/// benchmark compares builds: `LANDLORD_BENCH_BIN` names another.
+pub fn landlord_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("LANDLORD_BENCH_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary runs from target/<profile>/deps")
+        .join("landlord");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with cargo test (or tests/run.sh)",
+        bin.display()
+    );
+    bin
+}
+
+/// What a passing test leaves is dropped with its environment: its master
+/// database, its tenants' databases and roles (all named `{prefix}_…`). A
+/// failing test's stay to look at; tests/sweep.sh drops them before the
+/// next run. Other servers' leftovers (realms, buckets) are not swept.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let (url, prefix) = (admin_url(), self.prefix.clone());
+        // Drop cannot await, and may run inside a runtime: a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime")
+                .block_on(drop_named(&url, &prefix))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("test env {}: cleanup left something: {e}", self.prefix);
+        }
+    }
+}
+
+/// Drops the databases and roles named `{prefix}_…`; a role that still
+/// owns something elsewhere stays for the sweep.
+async fn drop_named(admin_url: &str, prefix: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    let pattern = format!("{prefix}\\_%");
+    let databases: Vec<(String, bool)> =
+        sqlx::query_as("SELECT datname, datistemplate FROM pg_database WHERE datname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await?;
+    for (db, template) in databases {
+        let db = landlord_shared::tenant::quote_ident(&db);
+        if template {
+            ddl(&mut conn, format!("ALTER DATABASE {db} IS_TEMPLATE false")).await?;
+        }
+        ddl(
+            &mut conn,
+            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+        )
+        .await?;
+    }
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
+            .bind(&pattern)
+            .fetch_all(&mut conn)
+            .await?;
+    for role in roles {
+        let role = landlord_shared::tenant::quote_ident(&role);
+        // Roles owning nothing left go; see the sweep for the rest.
+        let _ = ddl(&mut conn, format!("DROP ROLE IF EXISTS {role}")).await;
+    }
+    conn.close().await
+}
+
+/// DDL on names read from the catalogue and quoted: no bind parameters.
+async fn ddl(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
 impl TestEnv {
     pub async fn new(overrides: &[(&str, &str)]) -> Self {
         Self::with_vars(
@@ -101,10 +189,15 @@ impl TestEnv {
         let prefix = format!("t{}", random_suffix(8));
         let admin = admin_pool().await;
         let master_db = format!("{prefix}_master");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {master_db}")))
-            .execute(&admin)
-            .await
-            .expect("create master db");
+        // A clone of the migrated template: a file copy, not every
+        // migration again (the migrate below then finds nothing to do).
+        let template = crate::master_template::name(&admin_url()).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE {master_db} TEMPLATE {template}"
+        )))
+        .execute(&admin)
+        .await
+        .expect("clone the master database");
         let storage = tempfile::tempdir().expect("tempdir");
         let mut vars: HashMap<String, String> = [
             (
@@ -387,9 +480,7 @@ impl TestEnv {
     /// A `landlord` command that sees this environment's variables only:
     /// the test process's own (the stack's addresses, say) must not leak in.
     pub fn landlord(&self) -> tokio::process::Command {
-        // The benchmark compares builds: LANDLORD_BENCH_BIN names another.
-        let bin = std::env::var_os("LANDLORD_BENCH_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_landlord").into());
+        let bin = landlord_bin();
         let mut cmd = tokio::process::Command::new(bin);
         cmd.env_clear().envs(&self.vars);
         for keep in ["PATH", "HOME", "RUST_LOG", "RUST_BACKTRACE"] {
