@@ -109,18 +109,22 @@ impl Drop for TestEnv {
             return;
         }
         let (url, prefix) = (admin_url(), self.prefix.clone());
-        // Drop cannot await, and may run inside a runtime: a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
+        // Drop cannot await: a thread of its own, not waited for. Waiting
+        // would block the test's runtime, and a connection that runtime is
+        // still opening would then never finish authenticating, so Postgres
+        // could not complete the DROP DATABASE (every backend must answer
+        // its barrier): a deadlock until the 60 s authentication timeout.
+        // What a thread cut short at exit leaves, the sweep drops.
+        std::thread::spawn(move || {
+            let dropped = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("cleanup runtime")
-                .block_on(drop_named(&url, &prefix))
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("test env {}: cleanup left something: {e}", self.prefix);
-        }
+                .block_on(drop_named(&url, &prefix));
+            if let Err(e) = dropped {
+                eprintln!("test env {prefix}: cleanup left something: {e}");
+            }
+        });
     }
 }
 

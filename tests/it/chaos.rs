@@ -332,17 +332,19 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     assert_eq!(orgs.as_array().map(Vec::len), Some(pooled.len()), "{orgs}");
     // The realms are ours and only this test's: remove them so Keycloak
     // stays quick for the rest of the suite.
-    for (tenant, plan, _) in &runs {
-        if *plan != "standard" {
-            let realm = probe.names(tenant).realm();
-            probe.kc.delete(&format!("/{realm}")).await.unwrap();
-        }
-    }
-    probe
-        .kc
-        .delete(&format!("/{}", shared.realm))
-        .await
-        .unwrap();
+    // All at once: a realm delete is seconds of Keycloak work, most of it
+    // waiting, and this test's tail was those deletes one by one.
+    let realms = runs
+        .iter()
+        .filter(|(_, plan, _)| *plan != "standard")
+        .map(|(tenant, _, _)| probe.names(tenant).realm())
+        .chain([shared.realm.clone()]);
+    let kc = &probe.kc;
+    futures::future::try_join_all(
+        realms.map(|realm| async move { kc.delete(&format!("/{realm}")).await }),
+    )
+    .await
+    .unwrap();
     if std::env::var_os("TEST_LOG").is_none() {
         let _ = std::fs::remove_dir_all(&logs);
     }
