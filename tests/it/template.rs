@@ -337,6 +337,35 @@ async fn a_foreign_database_at_a_template_name_is_refused_and_an_interrupted_bui
     let tables = tables_of_template(&env, &db).await;
     assert!(tables.iter().any(|t| t == "document"), "{tables:?}");
 
+    // No comment, owned by our marked templates' role: a build cut off
+    // between CREATE DATABASE and its COMMENT (Postgres restarting, say).
+    let owner = format!("{}_tpl_owner", env.prefix);
+    ddl(
+        &env,
+        &[
+            format!("ALTER DATABASE {db} WITH IS_TEMPLATE false"),
+            format!("DROP DATABASE {db}"),
+            format!("CREATE DATABASE {db} OWNER {owner}"),
+        ],
+    )
+    .await;
+    sqlx::query("DELETE FROM tenant_templates WHERE database = $1")
+        .bind(&db)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = templates_cmd(&env, &["build", "basic"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(" built"), "{stdout}");
+    assert_eq!(
+        database(&env, &db).await,
+        Some((
+            true,
+            false,
+            Some(format!("landlord template basic {version}"))
+        ))
+    );
+
     let (code, _, stderr) = templates_cmd(&env, &["build", "erp"]).await;
     assert_eq!(code, Some(2));
     assert!(stderr.contains("unknown template key 'erp'"), "{stderr}");

@@ -99,6 +99,43 @@ fn mark(t: &Template) -> String {
     format!("landlord template {} {}", t.key, t.version())
 }
 
+/// The comment on the role that owns our template databases.
+const OWNER_MARK: &str = "landlord templates";
+
+/// `{prefix}_tpl_owner`: the NOLOGIN role our templates are created with.
+/// CREATE DATABASE cannot share a transaction with its COMMENT, so a build
+/// cut off between the two (a crash, Postgres restarting) leaves a database
+/// with no comment; its owner, marked in the role's own transaction, still
+/// says it is ours.
+fn owner(prefix: &NamePrefix) -> PgIdent {
+    let name = format!("{}_tpl_owner", prefix.as_str());
+    PgIdent::generated(&name)
+        .unwrap_or_else(|| unreachable!("a prefix and a suffix make an identifier: {name}"))
+}
+
+/// Creates the templates' owner role with its mark, once; refuses a role
+/// of that name that is not ours.
+async fn ensure_owner(conn: &mut PgConnection, owner: &PgIdent) -> Result<(), TemplateError> {
+    use sqlx::Connection;
+    match catalog::role_comment(&mut *conn, owner.as_str()).await? {
+        Some(Some(c)) if c == OWNER_MARK => Ok(()),
+        Some(_) => Err(TemplateError::Broken(format!(
+            "role {owner} exists and is not Landlord's (no comment marking it as the templates' owner)"
+        ))),
+        None => {
+            let mut tx = conn.begin().await?;
+            exec(&mut tx, format!("CREATE ROLE {} NOLOGIN", owner.quoted())).await?;
+            let comment = format!(
+                "COMMENT ON ROLE {} IS {}",
+                owner.quoted(),
+                quote_literal(OWNER_MARK)
+            );
+            exec(&mut tx, comment).await?;
+            Ok(tx.commit().await?)
+        }
+    }
+}
+
 /// A ready template: recorded, and flagged on the server.
 pub struct Ready {
     pub key: &'static str,
@@ -145,8 +182,8 @@ async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
 /// Makes `t` ready on the server `conn` is connected to (as the admin,
 /// holding the template's lock): found ready, or built, checked and recorded.
 /// A database of that name that is not recorded is an interrupted build of
-/// ours (by its comment) and is built again; without our comment it is
-/// someone else's and refused.
+/// ours (by its comment, or, cut off before the comment, by its owner) and
+/// is built again; otherwise it is someone else's and refused.
 pub async fn ensure(
     conn: &mut PgConnection,
     admin: &PgConnectOptions,
@@ -156,9 +193,15 @@ pub async fn ensure(
 ) -> Result<Ready, TemplateError> {
     let db = t.database(prefix);
     let version = t.version();
+    let owner = owner(prefix);
+    ensure_owner(conn, &owner).await?;
     let found = catalog::database_info(&mut *conn, db.as_str())
         .await?
-        .map(|d| (d.is_template, d.comment));
+        .map(|d| {
+            let ours = d.comment.as_deref() == Some(mark(t).as_str())
+                || (d.comment.is_none() && d.owner == owner.as_str());
+            (d.is_template, ours)
+        });
     let recorded = store::template_recorded(master, t.key, &version, db.as_str()).await?;
     let ready = |built| Ready {
         key: t.key,
@@ -168,9 +211,10 @@ pub async fn ensure(
     };
     match &found {
         Some((true, _)) if recorded => return Ok(ready(false)),
-        Some((_, comment)) if comment.as_deref() != Some(mark(t).as_str()) => {
+        Some((_, false)) => {
             return Err(TemplateError::Broken(format!(
-                "database {db} exists and is not Landlord's template (no comment marking it)"
+                "database {db} exists and is not Landlord's template \
+                 (no comment marking it, and not owned by {owner})"
             )));
         }
         Some((is_template, _)) => {
@@ -185,7 +229,8 @@ pub async fn ensure(
         }
         None => {}
     }
-    exec(conn, format!("CREATE DATABASE {}", db.quoted())).await?;
+    let create = format!("CREATE DATABASE {} OWNER {}", db.quoted(), owner.quoted());
+    exec(conn, create).await?;
     exec(
         conn,
         format!(
