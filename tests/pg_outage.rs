@@ -526,12 +526,15 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
     .fetch_all(&env.admin)
     .await
     .unwrap();
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1 ORDER BY rolname")
-            .bind(&like)
-            .fetch_all(&env.admin)
-            .await
-            .unwrap();
+    // The role that owns the template databases is not a tenant's.
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE $1 AND rolname <> $2 ORDER BY rolname",
+    )
+    .bind(&like)
+    .bind(format!("{}_tpl_owner", env.prefix))
+    .fetch_all(&env.admin)
+    .await
+    .unwrap();
     assert_eq!(dbs, expected, "one database per tenant");
     assert_eq!(roles, expected, "one role per tenant");
     let retried: Vec<(String, i32)> = sqlx::query_as(

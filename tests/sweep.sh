@@ -27,3 +27,30 @@ BEGIN
   END LOOP;
 END $$;
 SQL
+# Keycloak realms of test envs (t<8>-… and t<8>_…), when the stack runs:
+# each one slows every later Keycloak call down. A delete takes seconds
+# with many realms, longer than an admin token lives: one token per delete.
+if [ -n "${KEYCLOAK_BASE_URL:-}" ]; then
+  python3 - <<'PY'
+import json, os, re, urllib.parse, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+base = os.environ["KEYCLOAK_BASE_URL"].rstrip("/")
+def token():
+    form = urllib.parse.urlencode({
+        "client_id": "admin-cli", "grant_type": "password",
+        "username": os.environ["KEYCLOAK_ADMIN_USERNAME"],
+        "password": os.environ["KEYCLOAK_ADMIN_PASSWORD"]}).encode()
+    url = f"{base}/realms/master/protocol/openid-connect/token"
+    return json.load(urllib.request.urlopen(url, form))["access_token"]
+def call(method, path):
+    req = urllib.request.Request(f"{base}/admin/realms{path}", method=method,
+                                 headers={"Authorization": f"Bearer {token()}"})
+    return urllib.request.urlopen(req, timeout=120)
+realms = [r["realm"] for r in json.load(call("GET", "?briefRepresentation=true"))
+          if re.match(r"^t[a-z0-9]{8}[-_]", r["realm"])]
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(lambda r: call("DELETE", "/" + r), realms))
+if realms:
+    print(f"sweep: {len(realms)} test realms deleted")
+PY
+fi

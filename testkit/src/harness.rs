@@ -100,15 +100,17 @@ pub fn landlord_bin() -> std::path::PathBuf {
 }
 
 /// What a passing test leaves is dropped with its environment: its master
-/// database, its tenants' databases and roles (all named `{prefix}_…`). A
-/// failing test's stay to look at; tests/sweep.sh drops them before the
-/// next run. Other servers' leftovers (realms, buckets) are not swept.
+/// database, its tenants' databases and roles (all named `{prefix}_…`) and
+/// its Keycloak realms. A failing test's stay to look at; tests/sweep.sh
+/// drops them before the next run. Other servers' leftovers (Mongo
+/// databases, buckets, collections) are not swept.
 impl Drop for TestEnv {
     fn drop(&mut self) {
         if std::thread::panicking() {
             return;
         }
         let (url, prefix) = (admin_url(), self.prefix.clone());
+        let keycloak = crate::realms::Admin::from_vars(&self.vars);
         // Drop cannot await: a thread of its own, not waited for. Waiting
         // would block the test's runtime, and a connection that runtime is
         // still opening would then never finish authenticating, so Postgres
@@ -116,13 +118,17 @@ impl Drop for TestEnv {
         // its barrier): a deadlock until the 60 s authentication timeout.
         // What a thread cut short at exit leaves, the sweep drops.
         std::thread::spawn(move || {
-            let dropped = tokio::runtime::Builder::new_current_thread()
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .expect("cleanup runtime")
-                .block_on(drop_named(&url, &prefix));
-            if let Err(e) = dropped {
+                .expect("cleanup runtime");
+            if let Err(e) = runtime.block_on(drop_named(&url, &prefix)) {
                 eprintln!("test env {prefix}: cleanup left something: {e}");
+            }
+            if let Some(kc) = keycloak
+                && let Err(e) = runtime.block_on(kc.delete_realms_of(&prefix))
+            {
+                eprintln!("test env {prefix}: realms left: {e}");
             }
         });
     }

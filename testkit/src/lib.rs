@@ -5,3 +5,4 @@
 pub mod harness;
 mod master_template;
 pub mod otlp;
+pub mod realms;

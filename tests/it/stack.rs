@@ -140,7 +140,7 @@ async fn full_provision_against_the_real_stack_and_admin_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_at_each_step_with_rollback_leaves_nothing_behind() {
-    each_step(|_, step| async move {
+    for (step, _) in PROVISION_STEPS {
         let fault = format!("{step}:permanent-after");
         let env =
             TestEnv::full_stack(&[("ROLLBACK_ON_FAILURE", "true"), ("LANDLORD_FAULTS", &fault)])
@@ -167,7 +167,7 @@ async fn failure_at_each_step_with_rollback_leaves_nothing_behind() {
             .count_all("SELECT count(*) FROM tenant_resources WHERE deleted_at IS NULL")
             .await;
         assert_eq!(live, 0, "fault at {step}");
-        if step != "validate" {
+        if *step != "validate" {
             assert_eq!(
                 env.tenant_status("undo").await.as_deref(),
                 Some("deleted"),
@@ -175,13 +175,12 @@ async fn failure_at_each_step_with_rollback_leaves_nothing_behind() {
             );
         }
         worker.shutdown().await;
-    })
-    .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_completes() {
-    each_step(|position, step| async move {
+    for (position, (step, _)) in PROVISION_STEPS.iter().enumerate() {
         let fault = format!("{step}:permanent");
         let env = TestEnv::full_stack(&[("LANDLORD_FAULTS", &fault)]).await;
         let probe = Probe::new(&env).await;
@@ -238,22 +237,7 @@ async fn failure_at_each_step_without_rollback_keeps_resources_and_retry_complet
             assert!(exists, "after retry from {step}: {kind} missing");
         }
         healthy.shutdown().await;
-    })
-    .await;
-}
-
-/// Runs `case` for every provisioning step (its position and name), each
-/// on an environment of its own, four at a time: the cases share nothing,
-/// and one after the other they made the suite's two longest tests.
-async fn each_step<F, Fut>(case: F)
-where
-    F: Fn(usize, &'static str) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    use futures::StreamExt;
-    futures::stream::iter(PROVISION_STEPS.iter().enumerate())
-        .for_each_concurrent(4, |(position, (step, _))| case(position, step))
-        .await;
+    }
 }
 
 /// Run context on a JSON log line: the line's own fields plus those of
