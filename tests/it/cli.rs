@@ -234,3 +234,30 @@ async fn migrate_and_seed_commands() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("SEED_TENANT_NAME"));
 }
+
+/// The README's first command ends in `landlord dev`: migrate, a worker in
+/// process, the demo tenant provisioned on Postgres and a folder, exit 0
+/// once it is active (deploy/dev.sh adds only the cluster, the master
+/// database and a key, as this env does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_provisions_the_demo_tenant_in_process_and_exits_0() {
+    let env = TestEnv::new(&[]).await;
+    let out = landlord(&env, &["dev", "--tenant", "devdemo"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("devdemo"), "{stdout}");
+    assert_eq!(
+        env.tenant_status("devdemo").await.as_deref(),
+        Some("active")
+    );
+    assert!(env.database_exists("devdemo").await);
+    assert!(env.folder_exists("devdemo"));
+    // Run again, it finds the run it made: nothing twice.
+    let again = landlord(&env, &["dev", "--tenant", "devdemo"]).await;
+    assert!(again.status.success());
+    assert_eq!(env.count_all("SELECT count(*) FROM workflow_runs").await, 1);
+}
