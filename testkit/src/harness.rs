@@ -3,6 +3,7 @@
 //! cluster, its own resource-name prefix (tenant databases and roles are
 //! cluster-wide) and its own storage root.
 
+use crate::master_template::{ddl, with_database};
 use landlord_shared::config::Config;
 use landlord_shared::model::{ProvisionParams, Run, StepRow};
 use landlord_shared::secrets::SecretStore;
@@ -47,8 +48,6 @@ fn random_suffix(n: usize) -> String {
         .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
         .collect()
 }
-
-use crate::master_template::with_database;
 
 /// Addresses of the services deploy/stack.sh started, from the environment
 /// tests/run.sh exports.
@@ -109,72 +108,8 @@ impl Drop for TestEnv {
         if std::thread::panicking() {
             return;
         }
-        let (url, prefix) = (admin_url(), self.prefix.clone());
-        let keycloak = crate::realms::Admin::from_vars(&self.vars);
-        // Drop cannot await: a thread of its own, not waited for. Waiting
-        // would block the test's runtime, and a connection that runtime is
-        // still opening would then never finish authenticating, so Postgres
-        // could not complete the DROP DATABASE (every backend must answer
-        // its barrier): a deadlock until the 60 s authentication timeout.
-        // What a thread cut short at exit leaves, the sweep drops.
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            if let Err(e) = runtime.block_on(drop_named(&url, &prefix)) {
-                eprintln!("test env {prefix}: cleanup left something: {e}");
-            }
-            if let Some(kc) = keycloak
-                && let Err(e) = runtime.block_on(kc.delete_realms_of(&prefix))
-            {
-                eprintln!("test env {prefix}: realms left: {e}");
-            }
-        });
+        crate::cleanup::spawn(admin_url(), self.prefix.clone(), self.cfg.keycloak.clone());
     }
-}
-
-/// Drops the databases and roles named `{prefix}_…`; a role that still
-/// owns something elsewhere stays for the sweep.
-async fn drop_named(admin_url: &str, prefix: &str) -> Result<(), sqlx::Error> {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    let pattern = format!("{prefix}\\_%");
-    let databases: Vec<(String, bool)> =
-        sqlx::query_as("SELECT datname, datistemplate FROM pg_database WHERE datname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await?;
-    for (db, template) in databases {
-        let db = landlord_shared::tenant::quote_ident(&db);
-        if template {
-            ddl(&mut conn, format!("ALTER DATABASE {db} IS_TEMPLATE false")).await?;
-        }
-        ddl(
-            &mut conn,
-            format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        )
-        .await?;
-    }
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE rolname LIKE $1")
-            .bind(&pattern)
-            .fetch_all(&mut conn)
-            .await?;
-    for role in roles {
-        let role = landlord_shared::tenant::quote_ident(&role);
-        // Roles owning nothing left go; see the sweep for the rest.
-        let _ = ddl(&mut conn, format!("DROP ROLE IF EXISTS {role}")).await;
-    }
-    conn.close().await
-}
-
-/// DDL on names read from the catalogue and quoted: no bind parameters.
-async fn ddl(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }
 
 impl TestEnv {
@@ -202,12 +137,8 @@ impl TestEnv {
         // A clone of the migrated template: a file copy, not every
         // migration again (the migrate below then finds nothing to do).
         let template = crate::master_template::name(&admin_url()).await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE {master_db} TEMPLATE {template}"
-        )))
-        .execute(&admin)
-        .await
-        .expect("clone the master database");
+        let clone = format!("CREATE DATABASE {master_db} TEMPLATE {template}");
+        ddl(&admin, clone).await.expect("clone the master database");
         let storage = tempfile::tempdir().expect("tempdir");
         let mut vars: HashMap<String, String> = [
             (
@@ -485,6 +416,27 @@ impl TestEnv {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Runs `landlord {args}` with these variables added, to its end: exit
+    /// code, stdout, stderr.
+    pub async fn run(
+        &self,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> (Option<i32>, String, String) {
+        let out = self
+            .landlord()
+            .args(args)
+            .envs(extra.iter().copied())
+            .output()
+            .await
+            .expect("run landlord");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// A `landlord` command that sees this environment's variables only:

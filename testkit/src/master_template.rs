@@ -64,7 +64,9 @@ async fn build(admin_url: &str) -> String {
             format!("DROP DATABASE IF EXISTS {partial} WITH (FORCE)"),
             format!("CREATE DATABASE {partial}"),
         ] {
-            ddl(&mut admin, sql).await;
+            ddl(&mut admin, sql.clone())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
         let url = with_database(admin_url, &partial);
         let pool = PgPoolOptions::new()
@@ -80,19 +82,20 @@ async fn build(admin_url: &str) -> String {
             &mut admin,
             format!("ALTER DATABASE {partial} RENAME TO {name}"),
         )
-        .await;
+        .await
+        .expect("name the built template");
     }
     let _ = admin.close().await;
     name
 }
 
-/// DDL on our own generated names (letters, digits and `_` only): it
+/// DDL on names we generated or read from the catalogue, quoted: it
 /// cannot take bind parameters.
-async fn ddl(conn: &mut PgConnection, sql: String) {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-        .execute(conn)
+pub(crate) async fn ddl<'c>(ex: impl sqlx::PgExecutor<'c>, sql: String) -> sqlx::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(ex)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .map(drop)
 }
 
 pub fn with_database(url: &str, db: &str) -> String {

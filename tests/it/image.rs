@@ -38,6 +38,20 @@ impl Drop for Containers {
     }
 }
 
+/// `podman {args}`, which must succeed; its trimmed stdout.
+fn podman_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new("podman")
+        .args(args)
+        .output()
+        .expect("podman");
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn podman(env: &TestEnv, flags: &str, args: &[&str], storage: &str) -> Output {
     let mut cmd = std::process::Command::new("podman");
     cmd.arg("run").args(flags.split_whitespace());
@@ -59,43 +73,23 @@ async fn the_image_migrates_serves_and_provisions_in_containers() {
     std::fs::set_permissions(&storage, std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut containers = Containers(Vec::new());
 
-    let user = std::process::Command::new("podman")
-        .args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Config.User}} {{.Size}}",
-            &tag,
-        ])
-        .output()
-        .unwrap();
-    let inspected = String::from_utf8_lossy(&user.stdout).trim().to_owned();
+    let inspected = podman_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{.Size}}",
+        &tag,
+    ]);
     assert!(inspected.starts_with("10001:10001 "), "{inspected}");
 
     // The CA roots reqwest's rustls verifier reads (none are compiled in):
     // copied out of a created, never started, container.
     let probe = format!("{}-roots", env.prefix);
     containers.0.push(probe.clone());
-    let created = std::process::Command::new("podman")
-        .args(["create", "--name", &probe, &tag])
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    podman_ok(&["create", "--name", &probe, &tag]);
     let roots = env.storage.path().join("roots.pem");
-    let copied = std::process::Command::new("podman")
-        .args(["cp", &format!("{probe}:/etc/ssl/certs/ca-certificates.crt")])
-        .arg(&roots)
-        .output()
-        .unwrap();
-    assert!(
-        copied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&copied.stderr)
-    );
+    let from = format!("{probe}:/etc/ssl/certs/ca-certificates.crt");
+    podman_ok(&["cp", &from, roots.to_str().unwrap()]);
     let pem = std::fs::read_to_string(&roots).unwrap();
     assert!(
         pem.matches("BEGIN CERTIFICATE").count() > 50,

@@ -29,18 +29,7 @@ async fn logs_in_with(env: &TestEnv, keys: &[(&str, &str)]) -> bool {
 }
 
 async fn rotate(env: &TestEnv, keys: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let out = env
-        .landlord()
-        .args(["secrets", "rotate-key"])
-        .envs(keys.iter().copied())
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    env.run(&["secrets", "rotate-key"], keys).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

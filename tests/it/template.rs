@@ -35,18 +35,11 @@ async fn templates_env(dir: &tempfile::TempDir) -> TestEnv {
 
 /// `landlord templates …` with the environment's variables.
 async fn templates_cmd(env: &TestEnv, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = env
-        .landlord()
-        .arg("templates")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&str> = ["templates"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    env.run(&args, &[]).await
 }
 
 async fn listed(env: &TestEnv) -> Value {

@@ -193,15 +193,7 @@ pub async fn ensure(
 ) -> Result<Ready, TemplateError> {
     let db = t.database(prefix);
     let version = t.version();
-    let owner = owner(prefix);
-    ensure_owner(conn, &owner).await?;
-    let found = catalog::database_info(&mut *conn, db.as_str())
-        .await?
-        .map(|d| {
-            let ours = d.comment.as_deref() == Some(mark(t).as_str())
-                || (d.comment.is_none() && d.owner == owner.as_str());
-            (d.is_template, ours)
-        });
+    let found = catalog::database_info(&mut *conn, db.as_str()).await?;
     let recorded = store::template_recorded(master, t.key, &version, db.as_str()).await?;
     let ready = |built| Ready {
         key: t.key,
@@ -209,25 +201,29 @@ pub async fn ensure(
         database: db.clone(),
         built,
     };
-    match &found {
-        Some((true, _)) if recorded => return Ok(ready(false)),
-        Some((_, false)) => {
+    if found.as_ref().is_some_and(|d| d.is_template) && recorded {
+        return Ok(ready(false));
+    }
+    // Only a build (or a database to judge) needs the owner role.
+    let owner = owner(prefix);
+    ensure_owner(conn, &owner).await?;
+    if let Some(d) = found {
+        let ours = d.comment.as_deref() == Some(mark(t).as_str())
+            || (d.comment.is_none() && d.owner == owner.as_str());
+        if !ours {
             return Err(TemplateError::Broken(format!(
                 "database {db} exists and is not Landlord's template \
                  (no comment marking it, and not owned by {owner})"
             )));
         }
-        Some((is_template, _)) => {
-            if *is_template {
-                exec(
-                    conn,
-                    format!("ALTER DATABASE {} WITH IS_TEMPLATE false", db.quoted()),
-                )
-                .await?;
-            }
-            exec(conn, format!("DROP DATABASE {} WITH (FORCE)", db.quoted())).await?;
+        if d.is_template {
+            exec(
+                conn,
+                format!("ALTER DATABASE {} WITH IS_TEMPLATE false", db.quoted()),
+            )
+            .await?;
         }
-        None => {}
+        exec(conn, format!("DROP DATABASE {} WITH (FORCE)", db.quoted())).await?;
     }
     let create = format!("CREATE DATABASE {} OWNER {}", db.quoted(), owner.quoted());
     exec(conn, create).await?;

@@ -44,28 +44,15 @@ async fn the_rust_client_covers_the_document_and_reads_every_answer() {
     let covered: BTreeSet<String> = OPERATIONS.iter().map(|s| (*s).to_owned()).collect();
     assert_eq!(served, covered);
 
-    let (started, created) = api
-        .create_tenant(
-            &CreateTenant {
-                name: "typed".into(),
-                ..Default::default()
-            },
-            Some("k1"),
-        )
-        .await
-        .unwrap();
+    let request = CreateTenant {
+        name: "typed".into(),
+        ..Default::default()
+    };
+    let (started, created) = api.create_tenant(&request, Some("k1")).await.unwrap();
     assert!(created);
     let run_id = started.run.id.to_string();
-    let (again, created) = api
-        .create_tenant(
-            &CreateTenant {
-                name: "typed".into(),
-                ..Default::default()
-            },
-            Some("k1"),
-        )
-        .await
-        .unwrap();
+    // The same request and key again: the same run, not a new one.
+    let (again, created) = api.create_tenant(&request, Some("k1")).await.unwrap();
     assert!(!created && again.run.id == started.run.id);
     assert_eq!(
         env.wait_finished(started.run.id, WAIT).await.status,
