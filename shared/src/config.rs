@@ -36,6 +36,9 @@ pub struct Config {
     /// Total attempts of a step, the first included.
     pub retry_attempts: u32,
     pub retry_delay: Duration,
+    /// The longest wait between attempts, before jitter
+    /// (`PROVISION_RETRY_MAX_DELAY_MS`, default 300000).
+    pub retry_max_delay: Duration,
     /// Attempts lost to workers that died running them, counted apart from
     /// `retry_attempts`: a crash is not a failed attempt.
     pub max_lost_attempts: u32,
@@ -337,6 +340,10 @@ impl Config {
             rollback_on_failure: parse_bool("ROLLBACK_ON_FAILURE")?,
             retry_attempts: retry_attempts.try_into().unwrap_or(u32::MAX),
             retry_delay: Duration::from_millis(parse_u64("PROVISION_RETRY_DELAY_MS", 1500)?),
+            retry_max_delay: Duration::from_millis(parse_u64(
+                "PROVISION_RETRY_MAX_DELAY_MS",
+                300_000,
+            )?),
             max_lost_attempts: u32::try_from(parse_u64("LANDLORD_MAX_LOST_ATTEMPTS", 10)?.max(1))
                 .unwrap_or(u32::MAX),
             step_timeout: Duration::from_secs(parse_u64("LANDLORD_STEP_TIMEOUT_SECS", 300)?),
@@ -500,6 +507,7 @@ impl Config {
             ("ROLLBACK_ON_FAILURE", self.rollback_on_failure.to_string()),
             ("PROVISION_RETRY_ATTEMPTS", self.retry_attempts.to_string()),
             ("PROVISION_RETRY_DELAY_MS", ms(self.retry_delay)),
+            ("PROVISION_RETRY_MAX_DELAY_MS", ms(self.retry_max_delay)),
             (
                 "LANDLORD_MAX_LOST_ATTEMPTS",
                 self.max_lost_attempts.to_string(),
@@ -612,6 +620,7 @@ mod tests {
         let cfg = from(&[("MASTER_DATABASE_URL", "postgres://x/y")]).unwrap();
         assert_eq!(cfg.retry_attempts, 3);
         assert_eq!(cfg.retry_delay, Duration::from_millis(1500));
+        assert_eq!(cfg.retry_max_delay, Duration::from_secs(300));
         assert_eq!(cfg.tenant_storage_root, PathBuf::from("storage/tenants"));
         assert!(!cfg.rollback_on_failure);
         assert_eq!(cfg.name_prefix.as_str(), "freeflow");

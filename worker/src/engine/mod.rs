@@ -205,6 +205,7 @@ impl Engine {
         Budget {
             attempts: self.deps.cfg.retry_attempts,
             base_delay: self.deps.cfg.retry_delay,
+            max_delay: self.deps.cfg.retry_max_delay,
         }
     }
 

@@ -12,11 +12,13 @@ pub enum Verdict {
     GiveUp,
 }
 
-/// How many attempts an action may take, and the first retry's delay.
+/// How many attempts an action may take, the first retry's delay and the
+/// longest (before jitter).
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
     pub attempts: u32,
     pub base_delay: Duration,
+    pub max_delay: Duration,
 }
 
 impl Budget {
@@ -25,7 +27,7 @@ impl Budget {
     pub fn judge(&self, err: &StepError, counted: i32) -> Verdict {
         let max = i32::try_from(self.attempts).unwrap_or(i32::MAX);
         if err.is_transient() && counted < max {
-            Verdict::Retry(retry_delay(self.base_delay, counted))
+            Verdict::Retry(retry_delay(self.base_delay, self.max_delay, counted))
         } else {
             Verdict::GiveUp
         }
@@ -41,6 +43,7 @@ mod tests {
         let budget = Budget {
             attempts: 3,
             base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
         };
         let transient = StepError::transient("blip");
         assert!(matches!(budget.judge(&transient, 1), Verdict::Retry(_)));

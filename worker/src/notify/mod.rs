@@ -74,6 +74,7 @@ pub async fn deliver(deps: &Deps, job: NotifyJob) -> Result<(), sqlx::Error> {
     let budget = Budget {
         attempts: notify.attempts,
         base_delay: deps.cfg.retry_delay,
+        max_delay: deps.cfg.retry_max_delay,
     };
     // The longest delay any channel asks for: one job retries them all.
     let mut retry_after: Option<std::time::Duration> = None;
