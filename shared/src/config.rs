@@ -48,10 +48,9 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub poll_interval: Duration,
     /// How often a worker looks for workers whose database session ended
-    /// (`LANDLORD_SESSION_SWEEP_MS`; 0, the default, leaves recovery to the
-    /// heartbeat timeout). Off by default until a step interrupted by
-    /// repeated kills no longer exhausts `LANDLORD_MAX_LOST_ATTEMPTS`
-    /// sooner because it is taken over sooner (the chaos test).
+    /// (`LANDLORD_SESSION_SWEEP_MS`, default 250; 0 leaves recovery to the
+    /// heartbeat timeout alone). A SIGKILLed worker's jobs are back on the
+    /// queue within a sweep, then picked up within a poll interval.
     pub session_sweep: Option<Duration>,
     /// Finished queue jobs, delivered events, finished runs' provision
     /// logs and never-verified leads older than this are pruned
@@ -364,7 +363,7 @@ impl Config {
             retention_every: Some(parse_u64("LANDLORD_RETENTION_INTERVAL_SECS", 3600)?)
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),
-            session_sweep: Some(parse_u64("LANDLORD_SESSION_SWEEP_MS", 0)?)
+            session_sweep: Some(parse_u64("LANDLORD_SESSION_SWEEP_MS", 250)?)
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis),
             secret_key: get("LANDLORD_SECRET_KEY").map(SecretString::from),
@@ -625,6 +624,7 @@ mod tests {
         assert!(!cfg.rollback_on_failure);
         assert_eq!(cfg.name_prefix.as_str(), "freeflow");
         assert!(cfg.orphan_timeout() <= Duration::from_secs(10));
+        assert_eq!(cfg.session_sweep, Some(Duration::from_millis(250)));
     }
 
     #[test]

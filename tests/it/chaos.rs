@@ -130,13 +130,15 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     // any duplicate on the servers (checked below). The budget is raised
     // here so the test keeps checking what it is for; issue 23 tracks the
     // double delivery itself.
-    // Killed workers are found by their missed heartbeats. At 3 missed
-    // beats (the harness's default) the whole suite's load makes live
-    // workers look dead too: each such presumed death re-delivers their
+    // Killed workers are found by their ended database sessions; missed
+    // heartbeats are the fallback. At 3 missed beats (the default) the
+    // whole suite's load makes live workers look dead too: each such presumed death re-delivers their
     // jobs (a job delivered twice to one worker is shown safe by
     // fencing::a_job_delivered_twice_to_one_worker_survives_its_crash) and
     // costs a lost attempt. This test gives a live worker 10 s before it
-    // is presumed dead and keeps to what it is for, SIGKILLs.
+    // is presumed dead and keeps to what it is for, SIGKILLs. (The fast
+    // takeover also puts a long step back in flight at once, where the
+    // next kill may land again: one identity step lost 11 attempts.)
     let env = TestEnv::full_stack(&[
         ("LANDLORD_MAX_LOST_ATTEMPTS", "40"),
         ("LANDLORD_MISSED_HEARTBEATS", "10"),
