@@ -297,7 +297,6 @@ launch_keycloak() {
   KC_BOOTSTRAP_ADMIN_USERNAME=$KEYCLOAK_ADMIN_USERNAME \
   KC_BOOTSTRAP_ADMIN_PASSWORD=$KEYCLOAK_ADMIN_PASSWORD \
   JAVA_OPTS_KC_HEAP="-Xms64m -Xmx768m" \
-  JAVA_OPTS_APPEND="-XX:TieredStopAtLevel=1" \
   spawn keycloak "$kc_home/bin/kc.sh" start-dev \
     --http-host=127.0.0.1 --http-port="$KEYCLOAK_PORT" \
     --db-url="jdbc:h2:file:$d/h2/keycloakdb;NON_KEYWORDS=VALUE"
