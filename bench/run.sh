@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the benchmarks against a private Postgres and the test stack; each
 # writes its own section of bench/results.md.
-#   bench/run.sh [--no-stack] [engine] [api] [plans] [pooled] [peers]   (default: engine api)
+#   bench/run.sh [--no-stack] [engine] [api] [plans] [pooled] [recovery] [peers]   (default: engine api)
 # `plans` compares a pooled tenant with a silo one and fills one pooled
 # database with 200 tenants (Postgres only). `pooled` compares a full
 # pooled tenant with a full silo one on the test stack and drains
 # BENCH_POOLED_TENANTS (default 1000) pooled tenants with two workers.
+# `recovery` SIGKILLs a worker mid-step 25 times, default settings, and
+# times until another worker runs the step again (Postgres only).
 # `peers` runs the peer engines of bench/peers/ (DBOS Transact Python from
 # PyPI) on the same Postgres and writes their section.
 # `--no-stack` skips the engine's full-tenant phase; the API benchmark
@@ -21,8 +23,8 @@ benches=()
 for arg in "$@"; do
   case "$arg" in
     --no-stack) stack= ;;
-    engine|api|plans|pooled|peers) benches+=("$arg") ;;
-    *) echo "usage: $0 [--no-stack] [engine] [api] [plans] [pooled] [peers]" >&2; exit 2 ;;
+    engine|api|plans|pooled|recovery|peers) benches+=("$arg") ;;
+    *) echo "usage: $0 [--no-stack] [engine] [api] [plans] [pooled] [recovery] [peers]" >&2; exit 2 ;;
   esac
 done
 [ ${#benches[@]} -gt 0 ] || benches=(engine api)
