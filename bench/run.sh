@@ -8,8 +8,11 @@
 # BENCH_POOLED_TENANTS (default 1000) pooled tenants with two workers.
 # `recovery` SIGKILLs a worker mid-step 25 times, default settings, and
 # times until another worker runs the step again (Postgres only).
-# `peers` runs the peer engines of bench/peers/ (DBOS Transact Python from
-# PyPI) on the same Postgres and writes their section.
+# `peers` runs Landlord's engine (BENCH_ONLY=engine) and recovery benches
+# unless they are in the list already, then the peer engines of
+# bench/peers/ (DBOS Transact Python from PyPI, DBOS Transact Go from the
+# Go module proxy, Absurd from PyPI, Restate from npm) on the same
+# Postgres, and writes one side-by-side table (bench/peers/compose.py).
 # `--no-stack` skips the engine's full-tenant phase; the API benchmark
 # needs Postgres only. BENCH_ONLY=tracing makes the engine benchmark run
 # only its tracing on/off comparison.
@@ -49,14 +52,33 @@ open(path, "w").write(new)
 }
 for b in "${benches[@]}"; do
   if [ "$b" = peers ]; then
-    out=$(bench/peers/dbos/run.sh)
-    printf '%s\n' "$out"
+    # Landlord's row is measured in this same invocation.
+    [[ " ${benches[*]} " == *" engine "* ]] || BENCH_ONLY=engine cargo bench --locked --bench engine
+    [[ " ${benches[*]} " == *" recovery "* ]] || cargo bench --locked --bench recovery
+    outs=()
+    for peer in dbos dbos-go absurd restate; do
+      out=$(mktemp)
+      # A peer that cannot be installed or run is reported as not run; the
+      # others still are.
+      if ! "bench/peers/$peer/run.sh" > "$out"; then
+        echo "peer $peer failed (its stderr is above)" >&2
+        : > "$out"
+      fi
+      cat "$out"
+      case $peer in
+        dbos) name="DBOS Transact Python" ;;
+        dbos-go) name="DBOS Transact Go" ;;
+        absurd) name="Absurd" ;;
+        restate) name="Restate" ;;
+      esac
+      outs+=("$name=$out")
+    done
+    machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u '+%Y-%m-%d %H:%M UTC')"
     section=$(mktemp)
-    { echo "## Peer engines ($(date -u '+%Y-%m-%d %H:%M UTC'))"; echo
-      echo "10 no-op steps per workflow, on the PostgreSQL of deploy/pg.sh (its own throwaway database); compare with the engine section's runs of the same machine."; echo
-      printf '%s\n' "$out"; } > "$section"
+    python3 bench/peers/compose.py bench/results.md "$section" "$machine" "${outs[@]}"
+    cat "$section"
     write_section peers "$section"
-    rm -f "$section"
+    rm -f "$section" "${outs[@]#*=}"
     continue
   fi
   cargo bench --locked --bench "$b"

@@ -1,0 +1,86 @@
+"""Builds the `peers` section of bench/results.md: one table with Landlord
+and every peer measured in the same `bench/run.sh peers` invocation.
+
+Landlord's row comes from the `engine` and `recovery` sections that the
+same invocation has just rewritten; each peer's row and settings paragraph
+from the output its run.sh printed (a file per peer, given as
+NAME=PATH arguments; a peer whose file holds no row is listed as not run).
+
+  python3 compose.py RESULTS_MD OUT_MD 'MACHINE' NAME=PATH...
+"""
+
+import re
+import sys
+
+
+def section(text: str, name: str) -> str:
+    m = re.search(rf"<!-- bench:{name} -->(.*?)<!-- /bench:{name} -->", text, re.S)
+    if not m:
+        raise SystemExit(f"bench/results.md has no {name} section")
+    return m.group(1)
+
+
+def landlord_row(results: str) -> str:
+    engine = section(results, "engine")
+    recovery = section(results, "recovery")
+    boundary = re.search(
+        r"\| engine overhead per step \(checkpoint → next step starts\) \| ([\d.]+) ms \| ([\d.]+) ms \|",
+        engine,
+    )
+    drains = dict(re.findall(r"^\| ([12]) \| \d+ \| ([\d.]+) \|$", engine, re.M))
+    kills = re.search(
+        r"^\| (\d+) ms \| \d+ ms \| \d+ ms \| (\d+) ms \| (\d+) \|$", recovery, re.M
+    )
+    if not (boundary and len(drains) == 2 and kills):
+        raise SystemExit("the engine or recovery section lacks a figure")
+    med, mx, n = (int(kills.group(i)) for i in (1, 2, 3))
+    return (
+        f"| Landlord (this commit) | {boundary.group(1)} ms / {boundary.group(2)} ms "
+        f"| {drains['1']} runs/s | {drains['2']} runs/s "
+        f"| {med / 1000:.2f} s / {mx / 1000:.2f} s (n={n}, any worker) |"
+    )
+
+
+def main() -> None:
+    results_path, out_path, machine, *peers = sys.argv[1:]
+    results = open(results_path).read()
+    rows, notes = [landlord_row(results)], []
+    for arg in peers:
+        name, path = arg.split("=", 1)
+        text = open(path).read().strip() if path else ""
+        lines = text.splitlines()
+        peer_rows = [l for l in lines if l.startswith("| ")]
+        rest = "\n".join(l for l in lines if not l.startswith("| ")).strip()
+        if peer_rows:
+            rows.extend(peer_rows)
+            notes.append(f"**{name}.** {rest}" if rest else f"**{name}.**")
+        else:
+            rows.append(f"| {name} | not run | | | |")
+            notes.append(f"**{name}**: no result in this run. {rest}".strip())
+    out = [
+        "## Peer engines side by side (bench/run.sh peers)",
+        "",
+        f"Machine: {machine}. One invocation: Landlord's engine and recovery "
+        "benchmarks, then each peer, one after the other on the same "
+        "PostgreSQL of deploy/pg.sh (each peer in a throwaway database of its "
+        "own; Restate keeps its own store).",
+        "",
+        "| engine | step boundary, median / p99 | drain of 300 queued runs, 1 worker process | 2 worker processes | SIGKILL mid-step → the step runs again, median / max |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        "Not like for like, in Landlord's disfavour: Landlord's drained runs do "
+        "real work (5 steps writing the master database and the filesystem, 5 "
+        "skipped), the peers' 10 steps are no-ops. Landlord's boundary is the "
+        "engine's gap between one step's checkpoint and the next step's start "
+        "(`engine` section); a peer's is a 10-step workflow's start→complete "
+        "divided by 10, which includes its pickup. Landlord's recovery is the "
+        "`recovery` section: another, idle worker process takes the step over.",
+        "",
+        *[n + "\n" for n in notes],
+    ]
+    open(out_path, "w").write("\n".join(out).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()
