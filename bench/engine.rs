@@ -236,7 +236,7 @@ async fn main() {
     let only_tracing = only == "tracing";
     let _ = writeln!(
         out,
-        "## Engine benchmark ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), release build, default worker settings (concurrency 4 per process).\n",
+        "## Engine benchmark ({})\n\nMachine: {}. PostgreSQL from deploy/pg.sh (fsync off), release build, default worker settings (concurrency 4 per process, poll 500 ms).\n",
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine()
     );

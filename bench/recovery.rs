@@ -23,14 +23,6 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 25;
 
-/// The defaults, where the test harness sets quicker ones.
-const DEFAULTS: [(&str, &str); 4] = [
-    ("LANDLORD_POLL_INTERVAL_MS", "500"),
-    ("PROVISION_RETRY_DELAY_MS", "1500"),
-    ("LANDLORD_HEARTBEAT_MS", "1000"),
-    ("LANDLORD_MISSED_HEARTBEATS", "3"),
-];
-
 async fn wait_for(what: &str, mut ready: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready().await {
@@ -42,14 +34,13 @@ async fn wait_for(what: &str, mut ready: impl AsyncFnMut() -> bool) {
 /// One round: milliseconds from SIGKILL to the step's next attempt.
 async fn round(env: &TestEnv, i: usize) -> f64 {
     let lingering = [("LANDLORD_FAULTS", "storage:sleep-after:60000")];
-    let a_vars = [&DEFAULTS[..], &lingering[..]].concat();
-    let mut a = spawn_workers_with(env, 1, &a_vars).pop().unwrap();
+    let mut a = spawn_workers_with(env, 1, &lingering).pop().unwrap();
     let run = env.start(&format!("kill{i}")).await.run;
     wait_for("worker A in the storage step", async || {
         env.step(run.id, "storage").await.status == "running"
     })
     .await;
-    let b = spawn_workers_with(env, 1, &DEFAULTS);
+    let b = spawn_workers_with(env, 1, &[]);
     // B registers its queue worker and its session before the kill, which
     // lands at a random point of B's poll and sweep intervals (a fixed
     // delay would put it at the same point every round).
