@@ -169,10 +169,17 @@ async fn the_image_migrates_serves_and_provisions_in_containers() {
         t["status"] == "active"
     })
     .await;
-    // Both worker containers listen: each registered a step and a notify
-    // queue worker in this test's own master database.
-    let workers = env.count_all("SELECT count(*) FROM apalis.workers").await;
-    assert!(workers >= 4, "{workers} queue workers registered");
+    // Both worker containers listen: each registers a step and a notify
+    // queue worker in this test's own master database. One container may
+    // have served the tenant before the other's notify worker registered
+    // (each opens its database session first): seen once on a loaded CI
+    // run with 3 of 4.
+    wait_until(
+        "both containers' queue workers registered",
+        30,
+        async || env.count_all("SELECT count(*) FROM apalis.workers").await >= 4,
+    )
+    .await;
     let _ = std::process::Command::new("podman")
         .args(["rmi", "-f", &tag, &format!("{image}:latest")])
         .output();
