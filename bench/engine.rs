@@ -249,12 +249,22 @@ async fn main() {
         Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
     // BENCH_ONLY=engine leaves the tracing section as it is.
-    if only != "engine" {
+    if only != "engine" && only != "drain" {
         tracing_overhead(&mut section).await;
         print!("{section}");
         section::write_section("tracing", &section);
     }
     if only_tracing {
+        return;
+    }
+    // BENCH_ONLY=drain prints the drains alone and writes nothing: for
+    // comparing builds, round after round.
+    if only == "drain" {
+        for _ in 0..std::env::var("BENCH_ROUNDS").map_or(1, |r| r.parse().unwrap_or(1)) {
+            let (_, runs1, _) = drain(1).await;
+            let (_, runs2, _) = drain(2).await;
+            println!("drain runs/s: 1 process {runs1:.1}, 2 processes {runs2:.1}");
+        }
         return;
     }
     let pg_only = TestEnv::new(&[]).await;

@@ -10,7 +10,7 @@ use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-// The three readers spell out the same columns: the query macros take a
+// The four readers spell out the same columns: the query macros take a
 // literal, and the enum columns need their type named.
 
 pub async fn run_by_id(ex: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Run>> {
@@ -170,15 +170,48 @@ pub struct Driver {
     pub epoch: i64,
 }
 
-/// Takes the run for this delivery; `None` for an unknown run.
-pub async fn drive(ex: impl PgExecutor<'_>, run_id: Uuid) -> sqlx::Result<Option<Driver>> {
-    let epoch = sqlx::query_scalar!(
-        "UPDATE workflow_runs SET driver_epoch = driver_epoch + 1 WHERE id = $1 RETURNING driver_epoch",
+/// Takes the run for this delivery and reads it in the same statement;
+/// `None` for an unknown run.
+pub async fn drive_run(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+) -> sqlx::Result<Option<(Run, Driver)>> {
+    let row = sqlx::query!(
+        r#"UPDATE workflow_runs SET driver_epoch = driver_epoch + 1 WHERE id = $1
+           RETURNING id, workflow_id, kind AS "kind: RunKind", tenant_name, tenant_id,
+                  params AS "params: Json<ProvisionParams>", rollback, status AS "status: RunStatus",
+                  error, cancel_requested, created_at, updated_at, finished_at,
+                  trace_context AS "trace_context: Json<RunTrace>", plan AS "plan: Json<Plan>",
+                  driver_epoch"#,
         run_id
     )
     .fetch_optional(ex)
     .await?;
-    Ok(epoch.map(|epoch| Driver { epoch }))
+    Ok(row.map(|r| {
+        let run = Run {
+            id: r.id,
+            workflow_id: r.workflow_id,
+            kind: r.kind,
+            tenant_name: r.tenant_name,
+            tenant_id: r.tenant_id,
+            params: r.params,
+            rollback: r.rollback,
+            status: r.status,
+            error: r.error,
+            cancel_requested: r.cancel_requested,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+            trace_context: r.trace_context,
+            plan: r.plan,
+        };
+        (
+            run,
+            Driver {
+                epoch: r.driver_epoch,
+            },
+        )
+    }))
 }
 
 /// Moves a run out of `from`; false when it was not there. A run reaching

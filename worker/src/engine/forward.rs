@@ -221,28 +221,31 @@ impl Engine {
         mut next: i32,
     ) -> Result<Next, EngineError> {
         let run = &state.run;
-        while let Some(row) = state.step(next) {
-            if row.status != StepStatus::Skipped {
-                if !self.hand_back().await? {
-                    return Ok(Next::Continue(next));
+        let mut skipped = Vec::new();
+        let runnable = loop {
+            match state.step(next) {
+                Some(row) if row.status == StepStatus::Skipped => {
+                    let reason = row.last_error.as_deref().unwrap_or("skipped");
+                    let msg = format!("Step {}/{} {reason}", next + 1, state.total());
+                    tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
+                    skipped.push((row.name.clone(), msg));
+                    next += 1;
                 }
-                let job = StepJob::new(run.id, next, Direction::Forward);
-                push_step_job(tx, &job, Duration::ZERO).await?;
-                return Ok(Next::Done);
+                Some(_) => break true,
+                None => break false,
             }
-            let reason = row.last_error.as_deref().unwrap_or("skipped");
-            let msg = format!("Step {}/{} {reason}", next + 1, state.total());
-            store::insert_provision_log(
-                &mut *tx,
-                tenant_id,
-                run.id,
-                &row.name,
-                LogStatus::Skipped,
-                &msg,
-            )
-            .await?;
-            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
-            next += 1;
+        };
+        if !skipped.is_empty() {
+            store::insert_provision_logs(&mut *tx, tenant_id, run.id, LogStatus::Skipped, &skipped)
+                .await?;
+        }
+        if runnable {
+            if !self.hand_back().await? {
+                return Ok(Next::Continue(next));
+            }
+            let job = StepJob::new(run.id, next, Direction::Forward);
+            push_step_job(tx, &job, Duration::ZERO).await?;
+            return Ok(Next::Done);
         }
         store::transition_run(
             &mut *tx,

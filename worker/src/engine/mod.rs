@@ -66,7 +66,15 @@ pub struct Engine {
     in_flight: std::sync::atomic::AtomicUsize,
     /// Deliveries of each run's job live here, acked together.
     deliveries: deliveries::Deliveries,
+    /// When [`Engine::hand_back`] last found no recovered job waiting.
+    none_recovered: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// A saturated worker asks the queue for recovered jobs at most this often
+/// (it asked at every step boundary: a third of a drain's statements). A
+/// recovered job waits at most this much longer; its pickup takes up to a
+/// poll interval anyway.
+const RECOVERED_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Counts a job in [`Engine::in_flight`] while it is handled.
 pub(super) struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -96,6 +104,7 @@ impl Engine {
             draining: std::sync::atomic::AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             deliveries: deliveries::Deliveries::default(),
+            none_recovered: std::sync::Mutex::new(None),
         }
     }
 
@@ -125,7 +134,16 @@ impl Engine {
         if busy < self.deps.cfg.worker_concurrency {
             return Ok(false);
         }
-        Ok(landlord_shared::jobs::recovered_job_waiting(&self.deps.master).await?)
+        if let Ok(seen) = self.none_recovered.lock()
+            && seen.is_some_and(|at| at.elapsed() < RECOVERED_CHECK_EVERY)
+        {
+            return Ok(false);
+        }
+        let waiting = landlord_shared::jobs::recovered_job_waiting(&self.deps.master).await?;
+        if let Ok(mut seen) = self.none_recovered.lock() {
+            *seen = (!waiting).then(std::time::Instant::now);
+        }
+        Ok(waiting)
     }
 
     /// From now on, runs leave this worker at their next step boundary.

@@ -92,11 +92,8 @@ impl Engine {
         {
             return Ok(()); // a callback or deadline after the attempt ended
         }
-        let Some(run) = store::run_by_id(master, job.run_id).await? else {
+        let Some((run, driver)) = store::drive_run(master, job.run_id).await? else {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
-            return Ok(());
-        };
-        let Some(driver) = store::drive(master, run.id).await? else {
             return Ok(());
         };
         let (run_id, was_finished) = (run.id, run.is_finished());
