@@ -41,14 +41,50 @@ pub fn unique_worker_name() -> String {
     )
 }
 
+/// A spawned task that ends with its handle: a dropped worker generation
+/// takes its handlers and queue workers with it, as a crash would.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A job's handler in a task of its own, aborted if the worker drops it.
+///
+/// apalis-postgres fetches whenever its worker is polled with a free slot,
+/// and a handler run inline is polled by the worker's task: each of its
+/// queries' wake-ups polled the worker again, and every poll with a free
+/// slot sent the queue a fetch (up to ~90 a second from an idle process,
+/// hundreds during a run). In a task of its own, a handler wakes the
+/// worker only when it ends.
+async fn in_own_task<T, F>(work: F) -> Result<T, BoxDynError>
+where
+    F: Future<Output = Result<T, BoxDynError>> + Send + 'static,
+    T: Send + 'static,
+{
+    // The job's span (apalis's, with the trace context from the job) goes
+    // along.
+    let mut task = AbortOnDrop(tokio::spawn(work.in_current_span()));
+    (&mut task.0).await.map_err(|e| {
+        tracing::error!("handler task failed, job will be re-delivered: {e}");
+        Box::new(e) as BoxDynError
+    })?
+}
+
 async fn handle(job: Traced<StepJob>, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    engine
-        .handle_traced(job.job, job.trace.as_deref())
-        .await
-        .map_err(|e| {
-            tracing::error!("engine error, job will be re-delivered: {e}");
-            e.into()
-        })
+    let engine = Arc::clone(&engine);
+    in_own_task(async move {
+        engine
+            .handle_traced(job.job, job.trace.as_deref())
+            .await
+            .map_err(|e| {
+                tracing::error!("engine error, job will be re-delivered: {e}");
+                e.into()
+            })
+    })
+    .await
 }
 
 /// A delivery belongs to the trace of the attempt that wrote its event.
@@ -60,13 +96,17 @@ async fn handle_notify(
     if let Some(cx) = job.trace.as_deref().and_then(remote_context) {
         let _ = span.set_parent(cx);
     }
-    crate::notify::deliver(&engine.deps, job.job)
-        .instrument(span)
-        .await
-        .map_err(|e| {
-            tracing::error!("delivery error, job will be re-delivered: {e}");
-            e.into()
-        })
+    let engine = Arc::clone(&engine);
+    in_own_task(async move {
+        crate::notify::deliver(&engine.deps, job.job)
+            .instrument(span)
+            .await
+            .map_err(|e| {
+                tracing::error!("delivery error, job will be re-delivered: {e}");
+                e.into()
+            })
+    })
+    .await
 }
 
 /// A queue backend: LISTEN for prompt pickup, plus polling, since the insert
@@ -148,36 +188,55 @@ pub async fn run_worker(
             cfg.audit_retention,
         ))
     });
-    let sessions = cfg.session_sweep.is_some().then_some(&pool);
-    let steps = supervise("steps", "", sessions, stopping.clone(), |name, stop| {
-        let listening = listening.clone();
-        listening.set(true);
-        let worker = WorkerBuilder::new(name)
-            .backend(backend::<Traced<StepJob>>(
-                cfg,
-                &pool,
-                STEP_QUEUE,
-                cfg.worker_concurrency,
-            ))
-            .concurrency(cfg.worker_concurrency)
-            .data(engine.clone())
-            .build(handle)
-            .run_until(stop);
+    // Each queue worker in a task of its own: apalis fetches whenever its
+    // worker is polled with a free slot, and two workers joined in one task
+    // polled each other at every wake-up (see `in_own_task`).
+    let steps = AbortOnDrop(tokio::spawn({
+        let (engine, pool, stopping) = (engine.clone(), pool.clone(), stopping.clone());
         async move {
-            let ended = worker.await;
-            listening.set(false);
-            ended
+            let cfg = &engine.deps.cfg;
+            let sessions = cfg.session_sweep.is_some().then_some(&pool);
+            supervise("steps", "", sessions, stopping, |name, stop| {
+                let listening = listening.clone();
+                listening.set(true);
+                let worker = WorkerBuilder::new(name)
+                    .backend(backend::<Traced<StepJob>>(
+                        cfg,
+                        &pool,
+                        STEP_QUEUE,
+                        cfg.worker_concurrency,
+                    ))
+                    .concurrency(cfg.worker_concurrency)
+                    .data(engine.clone())
+                    .build(handle)
+                    .run_until(stop);
+                async move {
+                    let ended = worker.await;
+                    listening.set(false);
+                    ended
+                }
+            })
+            .await
         }
-    });
-    let notify = supervise("notify", "-notify", sessions, stopping, |name, stop| {
-        WorkerBuilder::new(name)
-            .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
-            .concurrency(2)
-            .data(engine.clone())
-            .build(handle_notify)
-            .run_until(stop)
-    });
-    let (a, b) = tokio::join!(steps, notify);
+    }));
+    let notify = AbortOnDrop(tokio::spawn({
+        let (engine, pool) = (engine.clone(), pool.clone());
+        async move {
+            let cfg = &engine.deps.cfg;
+            let sessions = cfg.session_sweep.is_some().then_some(&pool);
+            supervise("notify", "-notify", sessions, stopping, |name, stop| {
+                WorkerBuilder::new(name)
+                    .backend(backend::<Traced<NotifyJob>>(cfg, &pool, NOTIFY_QUEUE, 2))
+                    .concurrency(2)
+                    .data(engine.clone())
+                    .build(handle_notify)
+                    .run_until(stop)
+            })
+            .await
+        }
+    }));
+    let (mut steps, mut notify) = (steps, notify);
+    let (a, b) = tokio::join!(&mut steps.0, &mut notify.0);
     if let Some(server) = metrics {
         server.abort();
     }
@@ -188,8 +247,8 @@ pub async fn run_worker(
     if let Some(pruner) = pruner {
         pruner.abort();
     }
-    a?;
-    b?;
+    a??;
+    b??;
     Ok(())
 }
 
