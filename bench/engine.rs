@@ -229,6 +229,30 @@ async fn drain(workers_n: usize) -> (f64, f64, f64) {
     (steps as f64 / secs, DRAIN_RUNS as f64 / secs, rss)
 }
 
+/// How many transactions one idle worker process makes its master
+/// database commit per second (fetches, heartbeats, sweeps), from
+/// `pg_stat_database` over a 10 s window after a 3 s start.
+async fn idle_load() -> f64 {
+    let env = TestEnv::new(&[("POSTGRES_ADMIN_URL", "")]).await;
+    let workers = spawn_workers(&env, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let commits = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+    };
+    let before = commits().await;
+    let window = Duration::from_secs(10);
+    tokio::time::sleep(window).await;
+    let after = commits().await;
+    stop(workers).await;
+    // The first reading's own transaction is counted too.
+    (after - before - 1) as f64 / window.as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     let mut out = String::new();
@@ -249,12 +273,16 @@ async fn main() {
         Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
     // BENCH_ONLY=engine leaves the tracing section as it is.
-    if only != "engine" && only != "drain" {
+    if only != "engine" && only != "drain" && only != "idle" {
         tracing_overhead(&mut section).await;
         print!("{section}");
         section::write_section("tracing", &section);
     }
     if only_tracing {
+        return;
+    }
+    if only == "idle" {
+        println!("idle worker: {:.1} transactions/s", idle_load().await);
         return;
     }
     // BENCH_ONLY=drain prints the drains alone and writes nothing: for
@@ -294,6 +322,11 @@ async fn main() {
     let _ = writeln!(
         out,
         "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
+    );
+    let idle = idle_load().await;
+    let _ = writeln!(
+        out,
+        "\n### Idle worker process\n\nTransactions it makes the master database commit (fetches, heartbeats, session sweeps), from `pg_stat_database` over 10 s: **{idle:.1} per second**."
     );
     print!("{out}");
     section::write_section("engine", &out);

@@ -15,7 +15,10 @@
 # Postgres, and writes one side-by-side table (bench/peers/compose.py).
 # `--no-stack` skips the engine's full-tenant phase; the API benchmark
 # needs Postgres only. BENCH_ONLY=tracing makes the engine benchmark run
-# only its tracing on/off comparison.
+# only its tracing on/off comparison; BENCH_ONLY=drain (BENCH_ROUNDS
+# rounds) and BENCH_ONLY=idle print the drains or an idle worker's
+# transactions per second and write nothing, for comparing builds
+# (LANDLORD_BENCH_BIN names the other build's binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}
