@@ -12,6 +12,8 @@
 #   deploy/stack.sh install [SERVICE...] only download/build into the cache
 #   deploy/stack.sh test-qdrant [ARGS]   run the Qdrant stand-in's pytest contract
 #                                        tests against the running stand-in
+#   deploy/stack.sh sweep-s3             delete the buckets test envs left
+#                                        (t<8 chars>-…) from the running SeaweedFS
 #
 # SERVICE: keycloak | mongo | s3 | qdrant (default: all four; `start` of all,
 # or of mongo, runs `deploy/pg.sh start` first).
@@ -541,5 +543,21 @@ case "$cmd" in
     healthy_qdrant || die "the Qdrant stand-in is not running (deploy/stack.sh start qdrant)"
     QDRANT_URL="http://127.0.0.1:$QDRANT_PORT" PYTHONDONTWRITEBYTECODE=1 \
       "$py" -m pytest -q -p no:cacheprovider "$standin_dir/test_server.py" "$@" ;;
+  sweep-s3)
+    # The test harness drops its databases and realms, not its buckets, and
+    # every bucket written to holds 7 SeaweedFS volumes until it is
+    # deleted: a kept store reached -volume.max (300) after a few dozen
+    # suite runs, and from then on every new bucket's writes failed (HTTP
+    # 500, "No writable volumes"). Only test envs' names (testkit's
+    # t<8 random chars> prefix) go.
+    healthy_s3 || die "SeaweedFS is not running (deploy/stack.sh start s3)"
+    weed_shell() {
+      "$venv/bin/weed" shell -master="127.0.0.1:$SW_MASTER_PORT" -filer="127.0.0.1:$SW_FILER_PORT" 2>/dev/null
+    }
+    buckets=$(echo s3.bucket.list | weed_shell | awk '{ print $1 }' | grep -E '^t[a-z0-9]{8}-' || true)
+    if [ -n "$buckets" ]; then
+      printf 's3.bucket.delete -name %s\n' $buckets | weed_shell >/dev/null
+      echo "sweep: $(wc -w <<<"$buckets") test buckets deleted"
+    fi ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$self" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Drops what earlier test runs left on the private Postgres: each test env
+# Drops what earlier test runs left on the private Postgres (and the test
+# stack: realms, buckets): each test env
 # names its databases and roles t<8 random chars>_… (testkit/src/harness.rs)
 # and drops them when it passes, but a failed or killed test leaves them,
 # and a kept cluster otherwise grows, over a day of runs enough to fill the
@@ -53,4 +54,8 @@ with ThreadPoolExecutor(8) as pool:
 if realms:
     print(f"sweep: {len(realms)} test realms deleted")
 PY
+fi
+# Test buckets, when the stack runs: deploy/stack.sh knows SeaweedFS.
+if [ -n "${S3_ENDPOINT:-}" ]; then
+  "$(dirname "$0")/../deploy/stack.sh" sweep-s3
 fi
