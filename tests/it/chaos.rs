@@ -132,8 +132,9 @@ async fn random_sigkills_of_workers_end_with_every_run_completed() {
     // double delivery itself.
     // Killed workers are found by their ended database sessions; missed
     // heartbeats are the fallback. At 3 missed beats (the default) the
-    // whole suite's load makes live workers look dead too: each such presumed death re-delivers their
-    // jobs (a job delivered twice to one worker is shown safe by
+    // whole suite's load makes live workers look dead too: each such
+    // presumed death re-delivers their jobs (a job delivered twice to one
+    // worker is shown safe by
     // fencing::a_job_delivered_twice_to_one_worker_survives_its_crash) and
     // costs a lost attempt. This test gives a live worker 10 s before it
     // is presumed dead and keeps to what it is for, SIGKILLs. (The fast
