@@ -17,6 +17,7 @@ use landlord_shared::catalogue::{Catalogue, Plan};
 use landlord_shared::config::{ConfigError, S3Config};
 use landlord_shared::plan::plan_provision_for;
 use landlord_shared::secrets::{SecretError, SecretStore};
+use landlord_shared::store::Outbox;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -45,6 +46,9 @@ pub struct ApiConfig {
     /// credentials reads and signups; `None` without a key.
     pub secrets: Option<SecretStore>,
     pub lead_limits: LeadLimits,
+    /// Whether events written here queue their delivery job (the engine
+    /// config has a notification channel) or are left to a worker's sweep.
+    pub outbox: Outbox,
 }
 
 /// Signups allowed per hour.
@@ -79,6 +83,7 @@ impl ApiConfig {
             .collect();
         cfg.storage = Backend::storage(engine);
         cfg.s3 = engine.s3.clone();
+        cfg.outbox = engine.notify.outbox();
         cfg.lead_tokens = engine.secret_key.as_ref().and_then(LeadTokens::new);
         cfg.secrets = SecretStore::from_config(engine).map_err(|e| ConfigError::Invalid {
             name: match e {
@@ -153,6 +158,8 @@ impl ApiConfig {
             lead_tokens: None,
             secrets: None,
             lead_limits,
+            // Without an engine config: every event queues its job.
+            outbox: Outbox::Queue,
         })
     }
 }

@@ -104,7 +104,11 @@ pub async fn retry_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> 
 /// Compensates a failed, cancelled or half-compensated provisioning run:
 /// every step that may have left something is undone in reverse order.
 /// Rolling back a run already rolling back or rolled back is a no-op.
-pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionError> {
+pub async fn rollback_run(
+    pool: &PgPool,
+    run_id: Uuid,
+    outbox: store::Outbox,
+) -> Result<Run, ActionError> {
     let mut tx = pool.begin().await?;
     let current = store::run_by_id(&mut *tx, run_id)
         .await?
@@ -149,7 +153,7 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
         "rollback requested by an operator",
     )
     .await?;
-    start_compensation(&mut tx, &run).await?;
+    start_compensation(&mut tx, &run, outbox).await?;
     tx.commit().await?;
     Ok(run)
 }
@@ -157,7 +161,11 @@ pub async fn rollback_run(pool: &PgPool, run_id: Uuid) -> Result<Run, ActionErro
 /// Queues the undo of the last step with something to undo, or, when
 /// there is none, ends the compensation at once. The run must already be
 /// `compensating`.
-pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), StartError> {
+pub async fn start_compensation(
+    tx: &mut PgConnection,
+    run: &Run,
+    outbox: store::Outbox,
+) -> Result<(), StartError> {
     let last = store::last_step_in(&mut *tx, run.id, i32::MAX, UNDOABLE).await?;
     match last {
         Some(position) => {
@@ -167,7 +175,7 @@ pub async fn start_compensation(tx: &mut PgConnection, run: &Run) -> Result<(), 
         None => {
             let to = RunStatus::Compensated;
             if store::transition_run(&mut *tx, run.id, RunStatus::Compensating, to, None).await? {
-                store::insert_finished_event(tx, run, to, None).await?;
+                store::insert_finished_event(tx, outbox, run, to, None).await?;
             }
         }
     }

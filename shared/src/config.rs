@@ -133,6 +133,30 @@ pub struct NotifyConfig {
     pub admin_portal_url: String,
 }
 
+impl NotifyConfig {
+    /// The channels this process delivers events to.
+    pub fn channels(&self) -> Vec<crate::store::Channel> {
+        use crate::store::Channel;
+        let mut channels = Vec::new();
+        if self.webhook_url.is_some() {
+            channels.push(Channel::Webhook);
+        }
+        if self.novu_api_url.is_some() && self.novu_api_key.is_some() {
+            channels.push(Channel::Novu);
+        }
+        channels
+    }
+
+    /// How the events this process writes reach the channels.
+    pub fn outbox(&self) -> crate::store::Outbox {
+        if self.channels().is_empty() {
+            crate::store::Outbox::Sweep
+        } else {
+            crate::store::Outbox::Queue
+        }
+    }
+}
+
 /// `scheme://user:***@host/...`: a URL with its password hidden.
 pub fn mask_url(raw: &str) -> String {
     let Some((scheme, rest)) = raw.split_once("://") else {

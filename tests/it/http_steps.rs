@@ -180,7 +180,9 @@ async fn failing_and_garbage_executors_fail_the_step_and_rollback_undoes_it() {
     assert_eq!(env.step(f, "refused").await.attempts, 1);
 
     assert!(env.folder_exists("garbled"));
-    rollback_run(&env.pool, g).await.expect("rollback");
+    rollback_run(&env.pool, g, env.cfg.notify.outbox())
+        .await
+        .expect("rollback");
     let rolled = env.wait_finished(g, WAIT).await;
     assert_eq!(rolled.status, "compensated", "{:?}", rolled.error);
     let undos = ex.calls("/undo", "garbled");

@@ -116,7 +116,9 @@ async fn a_foreign_shared_database_is_refused_and_left_alone() {
         )),
         "{error}"
     );
-    rollback_run(&env.pool, id).await.unwrap();
+    rollback_run(&env.pool, id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(env.wait_finished(id, WAIT).await.status, "compensated");
     let left = db
         .collection::<Document>("theirs")

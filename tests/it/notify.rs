@@ -155,3 +155,64 @@ async fn novu_triggers_carry_seed_004_payloads() {
     );
     worker.shutdown().await;
 }
+
+/// Processes may disagree on channels. One with none writes its events
+/// without a delivery job and takes no notify jobs; a worker with a channel
+/// queues the recent ones by sweep and delivers them, and leaves alone an
+/// event older than the sweep's hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_written_without_a_channel_are_delivered_by_a_worker_with_one() {
+    let receiver = Receiver::start(0).await;
+    let url = receiver.url("/hooks/landlord");
+    let env = TestEnv::new(&[]).await;
+    let quiet = env.spawn_worker().await;
+    let recent = env
+        .start_with("recent", &params("a@newcompany.com"))
+        .await
+        .run;
+    let stale = env
+        .start_with("stale", &params("b@newcompany.com"))
+        .await
+        .run;
+    assert_eq!(env.wait_finished(recent.id, WAIT).await.status, "completed");
+    assert_eq!(env.wait_finished(stale.id, WAIT).await.status, "completed");
+    quiet.shutdown().await;
+    let unqueued = env
+        .count_all("SELECT count(*) FROM events WHERE type = 'tenant.provisioned' AND NOT queued")
+        .await;
+    assert_eq!(unqueued, 2, "both events written without a job");
+    let jobs = env
+        .count_all("SELECT count(*) FROM apalis.jobs WHERE job_type = 'landlord::notify'")
+        .await;
+    assert_eq!(jobs, 0, "no delivery job without a channel");
+    sqlx::query("UPDATE events SET created_at = now() - interval '2 hours' WHERE run_id = $1")
+        .bind(stale.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    let delivering = env.spawn_worker_with(&[("WEBHOOK_URL", &url)]).await;
+    let got = receiver.wait_for(1, |r| r.path == "/hooks/landlord").await;
+    assert_eq!(got[0].body["data"]["tenantName"], "recent");
+    crate::harness::wait_until("the recent event is marked delivered", 10, async || {
+        env.count(
+            "SELECT count(*) FROM events WHERE run_id::text = $1 AND delivered_at IS NOT NULL",
+            recent.id,
+        )
+        .await
+            == 1
+    })
+    .await;
+    // Two more sweeps (one every 2 s) leave the stale event alone.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(receiver.all().len(), 1, "only the recent event is sent");
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM events WHERE run_id::text = $1 AND NOT queued",
+            stale.id
+        )
+        .await,
+        1
+    );
+    delivering.shutdown().await;
+}

@@ -357,7 +357,9 @@ async fn a_resumed_run_gets_a_new_run_span() {
     assert_ne!(before(&retried).run, before(&a).run);
     assert!(before(&retried).since > before(&a).since);
     assert_eq!(env.wait_finished(a.id, WAIT).await.status, "completed");
-    let rolled = rollback_run(&env.pool, b.id).await.unwrap();
+    let rolled = rollback_run(&env.pool, b.id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_ne!(before(&rolled).run, before(&b).run);
     assert_eq!(env.wait_finished(b.id, WAIT).await.status, "compensated");
     healthy.shutdown().await;

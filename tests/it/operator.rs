@@ -196,8 +196,8 @@ async fn rollback_of_a_failed_run_removes_its_resources() {
     assert!(env.database_exists("back").await);
 
     let (a, b) = tokio::join!(
-        rollback_run(&env.pool, run.id),
-        rollback_run(&env.pool, run.id)
+        rollback_run(&env.pool, run.id, env.cfg.notify.outbox()),
+        rollback_run(&env.pool, run.id, env.cfg.notify.outbox())
     );
     assert_eq!(a.unwrap().status, "compensating");
     assert_eq!(b.unwrap().status, "compensating");
@@ -217,7 +217,10 @@ async fn rollback_of_a_failed_run_removes_its_resources() {
     assert_eq!(undo_attempts, 1);
     // A compensated run stays compensated.
     assert_eq!(
-        rollback_run(&env.pool, run.id).await.unwrap().status,
+        rollback_run(&env.pool, run.id, env.cfg.notify.outbox())
+            .await
+            .unwrap()
+            .status,
         "compensated"
     );
     worker.shutdown().await;

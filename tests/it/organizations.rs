@@ -217,7 +217,9 @@ async fn undoing_organizations_leaves_neighbours_and_foreign_ones_untouched() {
         shared.client("orgfirst").await,
     );
 
-    rollback_run(&env.pool, middle).await.unwrap();
+    rollback_run(&env.pool, middle, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(env.wait_finished(middle, WAIT).await.status, "compensated");
     let hard = start_deprovision(&env.pool, &env.key("orgthird"), DeprovisionMode::Hard, true)
         .await
@@ -270,7 +272,9 @@ async fn undoing_organizations_leaves_neighbours_and_foreign_ones_untouched() {
         error.contains("organization orgforeign") && error.contains("is not Landlord's"),
         "{error}"
     );
-    rollback_run(&env.pool, id).await.unwrap();
+    rollback_run(&env.pool, id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(env.wait_finished(id, WAIT).await.status, "compensated");
     let foreign = shared.org("orgforeign").await.expect("left alone");
     assert!(foreign["attributes"]["landlord.tenant"].is_null());

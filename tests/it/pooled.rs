@@ -277,7 +277,9 @@ async fn undoing_pooled_tenants_leaves_their_neighbours_untouched() {
     assert!(schema_exists(&env, "tenant_middle").await);
 
     let worker = env.spawn_worker().await;
-    rollback_run(&env.pool, middle.id).await.unwrap();
+    rollback_run(&env.pool, middle.id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(
         env.wait_finished(middle.id, WAIT).await.status,
         "compensated"

@@ -202,7 +202,9 @@ async fn three_standard_tenants_rolled_back_and_deprovisioned_leave_the_first_un
     let middle_id = pool.tenant_id("middle").await.to_string();
     assert!(pool.holdings("middle", &middle_id).await.schema);
     let worker = env.spawn_worker().await;
-    rollback_run(&env.pool, middle.id).await.unwrap();
+    rollback_run(&env.pool, middle.id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     let rolled = env.wait_finished(middle.id, WAIT).await;
     assert_eq!(rolled.status, "compensated", "{:?}", rolled.error);
 

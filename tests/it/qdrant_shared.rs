@@ -199,7 +199,9 @@ async fn shared_collection_keeps_tenants_apart_by_filter_and_undo_deletes_only_t
         error.contains(&format!("qdrant collection {foreign}")),
         "{error}"
     );
-    rollback_run(&env.pool, id).await.unwrap();
+    rollback_run(&env.pool, id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(env.wait_finished(id, WAIT).await.status, "compensated");
     let (status, _) = q
         .call(

@@ -240,7 +240,9 @@ async fn prefix_tenants_share_a_bucket_each_with_credentials_for_its_prefix_only
     assert_eq!(run.status, "failed");
     let error = run.error.unwrap_or_default();
     assert!(error.contains("prefix filesforeign/"), "{error}");
-    rollback_run(&env.pool, id).await.unwrap();
+    rollback_run(&env.pool, id, env.cfg.notify.outbox())
+        .await
+        .unwrap();
     assert_eq!(env.wait_finished(id, WAIT).await.status, "compensated");
     assert_eq!(s3.get(&admin, "filesforeign/theirs.txt").await, 200);
     worker.shutdown().await;

@@ -219,9 +219,16 @@ pub async fn run_worker(
             .await
         }
     }));
+    // A worker with no notification channel takes no notify jobs (and
+    // writes its events without one): it would only mark them undelivered.
+    let delivers = !cfg.notify.channels().is_empty();
+    let outbox_sweep = delivers.then(|| tokio::spawn(crate::notify::sweep(pool.clone())));
     let mut notify = AbortOnDrop(tokio::spawn({
         let (engine, pool) = (engine.clone(), pool.clone());
         async move {
+            if !delivers {
+                return Ok(());
+            }
             let cfg = &engine.deps.cfg;
             let sessions = cfg.session_sweep.is_some().then_some(&pool);
             supervise("notify", "-notify", sessions, stopping, |name, stop| {
@@ -243,6 +250,9 @@ pub async fn run_worker(
         sweeper.abort();
     }
     stranded.abort();
+    if let Some(outbox_sweep) = outbox_sweep {
+        outbox_sweep.abort();
+    }
     if let Some(pruner) = pruner {
         pruner.abort();
     }

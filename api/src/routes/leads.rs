@@ -298,12 +298,18 @@ pub async fn create(
         "verifyUrl": format!("/leads/{id}/verify"),
         "expiresAt": expires_at,
     });
-    store::insert_lead_event(&mut tx, id, "lead.verification_requested", &payload)
-        .await
-        .map_err(|e| match e {
-            store::OutboxError::Db(e) => ApiError::from(e),
-            store::OutboxError::Queue(e) => ApiError::Internal(e.into()),
-        })?;
+    store::insert_lead_event(
+        &mut tx,
+        state.cfg.outbox,
+        id,
+        "lead.verification_requested",
+        &payload,
+    )
+    .await
+    .map_err(|e| match e {
+        store::OutboxError::Db(e) => ApiError::from(e),
+        store::OutboxError::Queue(e) => ApiError::Internal(e.into()),
+    })?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,

@@ -110,7 +110,7 @@ pub async fn rollback(
         let run = queries::latest_provision_run(&state.pool, key.as_str())
             .await?
             .ok_or_else(|| ApiError::Conflict("the tenant has no provisioning run".into()))?;
-        let run = rollback_run(&state.pool, run.run.id).await?;
+        let run = rollback_run(&state.pool, run.run.id, state.cfg.outbox).await?;
         Ok((StatusCode::ACCEPTED, summary(&state.pool, run.id).await?))
     }
     .await;

@@ -65,18 +65,31 @@ pub enum OutboxError {
     Queue(#[from] apalis_postgres::Error),
 }
 
+/// How an event written by this process reaches the channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// This process has a channel: the job that delivers the event is
+    /// queued in the same transaction.
+    Queue,
+    /// It has none: the event is written alone, and a worker with a channel
+    /// queues its job by sweep ([`queue_unqueued_events`]); with no channel
+    /// anywhere it stays undelivered, at no cost to the queue.
+    Sweep,
+}
+
 /// Writes an outbox event once per (run, type) and, in the same
 /// transaction, the job that delivers it. For step bodies, which may run
 /// again after a crash: the second write is a no-op.
 pub async fn insert_event(
     conn: &mut PgConnection,
+    outbox: Outbox,
     tenant_id: Option<Uuid>,
     run_id: Uuid,
     kind: &str,
     payload: &serde_json::Value,
 ) -> Result<(), OutboxError> {
     let key = format!("{run_id}:{kind}");
-    write_event(conn, tenant_id, Some(run_id), kind, payload, key).await
+    write_event(conn, outbox, tenant_id, Some(run_id), kind, payload, key).await
 }
 
 /// Writes the event of a run's status transition. The caller's guarded
@@ -85,6 +98,7 @@ pub async fn insert_event(
 /// event, the first keyed `{run}:{type}` like any other.
 pub async fn insert_transition_event(
     conn: &mut PgConnection,
+    outbox: Outbox,
     tenant_id: Option<Uuid>,
     run_id: Uuid,
     kind: &str,
@@ -101,13 +115,14 @@ pub async fn insert_transition_event(
         0 => format!("{run_id}:{kind}"),
         n => format!("{run_id}:{kind}:{}", n + 1),
     };
-    write_event(conn, tenant_id, Some(run_id), kind, payload, key).await
+    write_event(conn, outbox, tenant_id, Some(run_id), kind, payload, key).await
 }
 
 /// The event a run writes when it ends in `status` (failures write their
 /// own, richer one; completions are written by the run's last step).
 pub async fn insert_finished_event(
     conn: &mut PgConnection,
+    outbox: Outbox,
     run: &Run,
     status: RunStatus,
     error: Option<&str>,
@@ -128,11 +143,12 @@ pub async fn insert_finished_event(
         "status": status,
         "error": error,
     });
-    insert_transition_event(conn, run.tenant_id, run.id, kind, &payload).await
+    insert_transition_event(conn, outbox, run.tenant_id, run.id, kind, &payload).await
 }
 
 pub(super) async fn write_event(
     conn: &mut PgConnection,
+    outbox: Outbox,
     tenant_id: Option<Uuid>,
     run_id: Option<Uuid>,
     kind: &str,
@@ -140,18 +156,19 @@ pub(super) async fn write_event(
     key: String,
 ) -> Result<(), OutboxError> {
     let inserted = sqlx::query_scalar!(
-        "INSERT INTO events (id, tenant_id, run_id, type, payload, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        "INSERT INTO events (id, tenant_id, run_id, type, payload, idempotency_key, queued)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         Uuid::now_v7(),
         tenant_id,
         run_id,
         kind,
         payload,
-        key
+        key,
+        outbox == Outbox::Queue
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(event_id) = inserted {
+    if let Some(event_id) = inserted.filter(|_| outbox == Outbox::Queue) {
         push_notify_job(conn, &NotifyJob { event_id }, std::time::Duration::ZERO).await?;
     }
     Ok(())
@@ -234,4 +251,30 @@ pub async fn event_delivered(ex: impl PgExecutor<'_>, event_id: Uuid) -> sqlx::R
     .execute(ex)
     .await
     .map(drop)
+}
+
+/// Queues the delivery jobs of events written without one (by a process
+/// with no channel) in the last `within`, oldest first, at most `limit`;
+/// how many. Older ones stay undelivered: a channel configured later does
+/// not send what was written long before it.
+pub async fn queue_unqueued_events(
+    conn: &mut PgConnection,
+    within: std::time::Duration,
+    limit: i64,
+) -> Result<usize, OutboxError> {
+    let ids = sqlx::query_scalar!(
+        "UPDATE events SET queued = true WHERE id IN (
+             SELECT id FROM events
+             WHERE NOT queued AND created_at > now() - make_interval(secs => $1)
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+        within.as_secs_f64(),
+        limit
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for &event_id in &ids {
+        push_notify_job(conn, &NotifyJob { event_id }, std::time::Duration::ZERO).await?;
+    }
+    Ok(ids.len())
 }

@@ -1,7 +1,7 @@
 //! Leads (seed 004's signup): who signs up, their email verification, and
 //! the tenant they create, waiting in `pending_provision`.
 
-use super::events::{OutboxError, write_event};
+use super::events::{Outbox, OutboxError, write_event};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -219,10 +219,11 @@ pub enum LeadTenant {
 /// The lead's own event (no run, no tenant), once per lead and type.
 pub async fn insert_lead_event(
     conn: &mut PgConnection,
+    outbox: Outbox,
     lead_id: Uuid,
     kind: &str,
     payload: &serde_json::Value,
 ) -> Result<(), OutboxError> {
     let key = format!("lead:{lead_id}:{kind}");
-    write_event(conn, None, None, kind, payload, key).await
+    write_event(conn, outbox, None, None, kind, payload, key).await
 }

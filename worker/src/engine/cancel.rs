@@ -39,14 +39,16 @@ impl Engine {
         )
         .await?;
         if !compensate {
-            store::insert_finished_event(&mut tx, run, RunStatus::Cancelled, Some(&error)).await?;
+            let outbox = self.deps.cfg.notify.outbox();
+            store::insert_finished_event(&mut tx, outbox, run, RunStatus::Cancelled, Some(&error))
+                .await?;
         }
         if compensate {
             let run = Run {
                 status: to,
                 ..run.clone()
             };
-            start_compensation(&mut tx, &run).await?;
+            start_compensation(&mut tx, &run, self.deps.cfg.notify.outbox()).await?;
         }
         tx.commit().await?;
         tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %step.name,

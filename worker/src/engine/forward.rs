@@ -370,7 +370,9 @@ impl Engine {
         } else {
             "tenant.deprovisioning_failed"
         };
-        store::insert_transition_event(&mut tx, run.tenant_id, run.id, event, &payload).await?;
+        let outbox = self.deps.cfg.notify.outbox();
+        store::insert_transition_event(&mut tx, outbox, run.tenant_id, run.id, event, &payload)
+            .await?;
         if run.rollback {
             let job = StepJob::new(run.id, step.position, Direction::Undo);
             push_step_job(&mut tx, &job, Duration::ZERO).await?;

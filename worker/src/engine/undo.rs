@@ -129,7 +129,9 @@ impl Engine {
                         )
                         .await?
                         {
-                            store::insert_finished_event(&mut tx, run, to, Some(&error)).await?;
+                            let outbox = self.deps.cfg.notify.outbox();
+                            store::insert_finished_event(&mut tx, outbox, run, to, Some(&error))
+                                .await?;
                         }
                     }
                 }
@@ -168,7 +170,8 @@ impl Engine {
                 if store::transition_run(&mut *tx, run.id, RunStatus::Compensating, to, None)
                     .await?
                 {
-                    store::insert_finished_event(tx, run, to, None).await?;
+                    store::insert_finished_event(tx, self.deps.cfg.notify.outbox(), run, to, None)
+                        .await?;
                 }
                 tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "Rollback complete");
                 Ok(Next::Done)

@@ -3,7 +3,10 @@
 //! attempt of an event carries the same idempotency key.
 
 mod novu;
+mod sweep;
 mod webhook;
+
+pub use sweep::sweep;
 
 use crate::deps::Deps;
 use crate::engine::{Budget, Verdict};
@@ -61,15 +64,11 @@ pub async fn deliver(deps: &Deps, job: NotifyJob) -> Result<(), sqlx::Error> {
         return Ok(());
     };
     let notify = &deps.cfg.notify;
-    let mut channels = Vec::new();
-    if notify.webhook_url.is_some() {
-        channels.push(Channel::Webhook);
-    }
-    if notify.novu_api_url.is_some() && notify.novu_api_key.is_some() {
-        channels.push(Channel::Novu);
-    }
+    let channels = notify.channels();
     if channels.is_empty() {
-        return Ok(()); // no channel configured: the event stays undelivered
+        // Only a worker with a channel takes notify jobs; should another
+        // get one, the event stays as it is.
+        return Ok(());
     }
     let budget = Budget {
         attempts: notify.attempts,

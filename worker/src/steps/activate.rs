@@ -46,6 +46,7 @@ impl Step for Activate {
         let payload = welcome_payload(ctx, tenant_id);
         store::insert_event(
             &mut tx,
+            ctx.deps.cfg.notify.outbox(),
             Some(tenant_id),
             ctx.run.id,
             "tenant.provisioned",

@@ -122,6 +122,7 @@ impl Step for MarkDeleted {
         });
         store::insert_event(
             &mut tx,
+            ctx.deps.cfg.notify.outbox(),
             Some(tenant_id),
             ctx.run.id,
             "tenant.deprovisioned",
