@@ -16,9 +16,10 @@
 # `--no-stack` skips the engine's full-tenant phase; the API benchmark
 # needs Postgres only. BENCH_ONLY=tracing makes the engine benchmark run
 # only its tracing on/off comparison; BENCH_ONLY=drain (BENCH_ROUNDS
-# rounds) and BENCH_ONLY=idle print the drains or an idle worker's
-# transactions per second and write nothing, for comparing builds
-# (LANDLORD_BENCH_BIN names the other build's binary).
+# rounds), BENCH_ONLY=idle and BENCH_ONLY=latency print the drains, an
+# idle worker's transactions per second or the Postgres path's latency
+# table and write nothing, for comparing builds (LANDLORD_BENCH_BIN names
+# the other build's binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LANDLORD_HOME=${LANDLORD_HOME:-$PWD/.landlord}

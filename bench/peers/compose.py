@@ -24,7 +24,7 @@ def landlord_row(results: str) -> str:
     engine = section(results, "engine")
     recovery = section(results, "recovery")
     boundary = re.search(
-        r"\| engine overhead per step \(checkpoint → next step starts\) \| ([\d.]+) ms \| ([\d.]+) ms \|",
+        r"\| engine overhead per step \(worker clock: [^|]*\) \| ([\d.]+) ms \| ([\d.]+) ms \|",
         engine,
     )
     drains = dict(re.findall(r"^\| ([12]) \| \d+ \| ([\d.]+) \|$", engine, re.M))
@@ -72,8 +72,9 @@ def main() -> None:
         "Not like for like, in Landlord's disfavour: Landlord's drained runs do "
         "real work (5 steps writing the master database and the filesystem, 5 "
         "skipped), the peers' 10 steps are no-ops. Landlord's boundary is the "
-        "engine's gap between one step's checkpoint and the next step's start "
-        "(`engine` section); a peer's is a 10-step workflow's start→complete "
+        "worker's own time from one step body's end to the next one's start "
+        "(`engine` section, from its landlord_step_boundary_seconds "
+        "histogram); a peer's is a 10-step workflow's start→complete "
         "divided by 10, which includes its pickup. Landlord's recovery is the "
         "`recovery` section: another, idle worker process takes the step over.",
         "",

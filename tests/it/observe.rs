@@ -252,6 +252,15 @@ async fn metrics_endpoints_count_a_run() {
     assert_eq!(sample(&text, ok), Some(1.0), "{text}");
     let failed = r#"landlord_step_duration_seconds_count{direction="forward",outcome="transient_error",step="storage"}"#;
     assert_eq!(sample(&text, failed), Some(1.0), "{text}");
+    // Every attempt but the first of each of the run's two deliveries (its
+    // start, and the storage retry after its delay) followed another one
+    // in this worker: the engine's time between them is observed.
+    let attempts: i32 = env.steps(run.id).await.iter().map(|s| s.attempts).sum();
+    assert_eq!(
+        sample(&text, "landlord_step_boundary_seconds_count"),
+        Some(f64::from(attempts - 2)),
+        "{text}"
+    );
     assert!(
         sample(&text, "landlord_workers_live").unwrap() >= 1.0,
         "{text}"

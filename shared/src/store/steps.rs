@@ -275,6 +275,70 @@ pub async fn complete_step(
     Ok(done == 1)
 }
 
+/// The checkpoint of a forward attempt (as [`complete_step`]) and, in the
+/// same statement, the claim of the next step's first attempt (as
+/// [`claim_attempt`] under `driver`): one round trip per step boundary
+/// while a worker carries a run on. `None` (nothing written) when a later
+/// attempt holds the step; `Some(None)` when the checkpoint committed but
+/// the claim was refused (an operator's cancel, a later delivery, or a step
+/// decided meanwhile), which the caller's ordinary claim then sorts out.
+pub async fn complete_and_claim_next(
+    ex: impl PgExecutor<'_>,
+    run_id: Uuid,
+    position: i32,
+    lease: Lease,
+    output: &Value,
+    log: (Option<Uuid>, &str),
+    driver: Driver,
+) -> sqlx::Result<Option<Option<Claim>>> {
+    let (tenant_id, message) = log;
+    let row = sqlx::query!(
+        r#"WITH done AS (
+               UPDATE workflow_steps SET status = 'completed', output = $4, last_error = NULL,
+                      attempt_open = false, finished_at = now()
+               WHERE run_id = $1 AND position = $2 AND attempts = $3 AND status = 'running'
+                 AND attempt_open
+               RETURNING name),
+           logged AS (
+               INSERT INTO tenant_provision_logs (id, tenant_id, run_id, step, status, message)
+               SELECT $5, $6, $1, name, 'success', $7 FROM done),
+           run AS (
+               SELECT 1 FROM workflow_runs
+               WHERE id = $1 AND driver_epoch = $8 AND status = 'running'
+                 AND cancel_requested IS NULL),
+           next AS (
+               UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
+                      lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
+                      waiting_for = NULL, started_at = COALESCE(started_at, now())
+               WHERE run_id = $1 AND position = $2 + 1
+                 AND status IN ('pending', 'running', 'retrying')
+                 AND EXISTS (SELECT 1 FROM run) AND EXISTS (SELECT 1 FROM done)
+               RETURNING attempts, lost_attempts)
+           SELECT (SELECT count(*) FROM done) AS "done!",
+                  (SELECT attempts FROM next) AS next_attempt,
+                  (SELECT lost_attempts FROM next) AS next_lost"#,
+        run_id,
+        position,
+        lease.attempt,
+        output,
+        Uuid::now_v7(),
+        tenant_id,
+        message,
+        driver.epoch
+    )
+    .fetch_one(ex)
+    .await?;
+    if row.done == 0 {
+        fenced(run_id, position, lease);
+        return Ok(None);
+    }
+    Ok(Some(
+        row.next_attempt
+            .zip(row.next_lost)
+            .map(|(attempt, lost)| Claim { attempt, lost }),
+    ))
+}
+
 /// Notes that no worker that has picked the step up so far can run it;
 /// true the first time, so the wait is logged once.
 pub async fn wait_for_worker(

@@ -39,6 +39,11 @@ impl Engine {
             .step(position)
             .ok_or(EngineError::NoSuchStep(state.run.id, position))?
             .clone();
+        if let Some(claim) = state.take_claim(position) {
+            // Claimed with the previous step's checkpoint, once the checks
+            // below had passed on what this delivery knows of the run.
+            return self.attempt(state, step_row, claim).await;
+        }
         if step_row.status.is_done() {
             // The job of a worker that died while it carried the run on
             // past this step: resume where the run is.
@@ -124,7 +129,13 @@ impl Engine {
             return self.fail(state, &step_row, lease, &err).await;
         };
         let ctx = self.context(state, &step_row, attempt);
+        if let Some(ended) = state.body_ended.take() {
+            landlord_shared::metrics::metrics()
+                .step_boundary
+                .observe(ended.elapsed().as_secs_f64());
+        }
         let outcome = run_attempt(step, ctx, cfg.faults.clone(), cfg.step_timeout).await;
+        state.body_ended = Some(std::time::Instant::now());
         match outcome {
             Ok(Outcome::Done(output)) => self.checkpoint(state, &step_row, lease, output).await,
             Ok(Outcome::Accepted) => self.accepted(state, &step_row, lease, counted).await,
@@ -182,6 +193,27 @@ impl Engine {
         let carry_on =
             next == Some(step.position + 1) && resources.is_empty() && !self.hand_back().await?;
         let log = (tenant_id, msg.as_str());
+        if carry_on && self.claims_at_checkpoint(state, step.position + 1) {
+            let master = &self.deps.master;
+            let driver = state.driver;
+            let Some(claim) = store::complete_and_claim_next(
+                master,
+                run_id,
+                step.position,
+                lease,
+                &output,
+                log,
+                driver,
+            )
+            .await?
+            else {
+                return Ok(Next::Done);
+            };
+            tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
+            state.completed(step.position, output, tenant_id);
+            state.claimed = claim.map(|c| (step.position + 1, c));
+            return Ok(Next::Continue(step.position + 1));
+        }
         if carry_on {
             let master = &self.deps.master;
             if !store::complete_step(master, run_id, step.position, lease, &output, log).await? {
@@ -383,6 +415,19 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether the step at `position` can be claimed in the statement that
+    /// checkpoints the one before it: [`Engine::forward`] would go straight
+    /// to its claim (no cancel seen, runnable and not awaiting a callback,
+    /// a backend this worker has, no injected claim delay).
+    fn claims_at_checkpoint(&self, state: &RunState, position: i32) -> bool {
+        state.step(position).is_some_and(|next| {
+            state.run.cancel_requested.is_none()
+                && next.status.is_runnable()
+                && self.cannot_run(next).is_none()
+                && self.claim_delay(&next.name).is_none()
+        })
+    }
+
     /// An injected `delay-claim` fault for this step.
     fn claim_delay(&self, step: &str) -> Option<Duration> {
         self.deps.cfg.faults.iter().find_map(|f| match f.kind {

@@ -263,9 +263,34 @@ impl Engine {
 pub(super) struct RunState {
     pub run: Run,
     pub steps: Vec<StepRow>,
+    /// This delivery's right to drive the run.
+    pub driver: store::Driver,
+    /// The next step's attempt, claimed with the previous checkpoint.
+    pub claimed: Option<(i32, store::Claim)>,
+    /// When the last forward step body here ended: the next one's start
+    /// measures the engine's time between them.
+    pub body_ended: Option<std::time::Instant>,
 }
 
 impl RunState {
+    pub(super) fn new(run: Run, steps: Vec<StepRow>, driver: store::Driver) -> Self {
+        Self {
+            run,
+            steps,
+            driver,
+            claimed: None,
+            body_ended: None,
+        }
+    }
+
+    /// The attempt claimed for `position` with the previous checkpoint.
+    fn take_claim(&mut self, position: i32) -> Option<store::Claim> {
+        match self.claimed.take() {
+            Some((p, claim)) if p == position => Some(claim),
+            _ => None,
+        }
+    }
+
     fn step(&self, position: i32) -> Option<&StepRow> {
         self.steps.get(usize::try_from(position).ok()?)
     }

@@ -98,7 +98,7 @@ impl Engine {
         };
         let (run_id, was_finished) = (run.id, run.is_finished());
         let steps = store::steps_of_run(master, run.id).await?;
-        let mut state = RunState { run, steps };
+        let mut state = RunState::new(run, steps, driver);
         let mut job = job;
         let mut origin = origin;
         loop {
