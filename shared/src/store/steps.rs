@@ -5,7 +5,7 @@ use super::runs::Driver;
 use super::status::StepStatus;
 use crate::jobs::Direction;
 use crate::metrics::metrics;
-use crate::model::StepRow;
+use crate::model::{ResourceRef, StepRow};
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -275,23 +275,44 @@ pub async fn complete_step(
     Ok(done == 1)
 }
 
-/// The checkpoint of a forward attempt (as [`complete_step`]) and, in the
-/// same statement, the claim of the next step's first attempt (as
-/// [`claim_attempt`] under `driver`): one round trip per step boundary
-/// while a worker carries a run on. `None` (nothing written) when a later
-/// attempt holds the step; `Some(None)` when the checkpoint committed but
-/// the claim was refused (an operator's cancel, a later delivery, or a step
-/// decided meanwhile), which the caller's ordinary claim then sorts out.
-pub async fn complete_and_claim_next(
+/// What a checkpoint that carries the run on writes besides itself.
+pub struct CarryOn<'a> {
+    /// The next step that runs: its first attempt is claimed.
+    pub next: i32,
+    /// The log lines (step, message) of the steps skipped before it.
+    pub skipped: &'a [(String, String)],
+    /// The resources the step reported, recorded for this tenant.
+    pub resources: Option<(Uuid, &'a [ResourceRef])>,
+}
+
+/// The checkpoint of a forward attempt (as [`complete_step`]), the log
+/// lines of the steps skipped after it and the resources it reported (as
+/// [`record_resources`]), and the claim of the next step's attempt (as
+/// [`claim_attempt`] under `driver`), in one statement: one round trip per
+/// step boundary while a worker carries a run on. `None` (nothing written)
+/// when a later attempt holds the step; `Some(None)` when the checkpoint
+/// committed but the claim was refused (an operator's cancel, a later
+/// delivery, or a step decided meanwhile), which the caller's ordinary
+/// claim then sorts out.
+pub async fn complete_and_claim(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
     lease: Lease,
     output: &Value,
     log: (Option<Uuid>, &str),
+    carry: CarryOn<'_>,
     driver: Driver,
 ) -> sqlx::Result<Option<Option<Claim>>> {
     let (tenant_id, message) = log;
+    // Log ids are time-ordered: the success line before the skipped ones.
+    let success_id = Uuid::now_v7();
+    let skip_ids: Vec<Uuid> = carry.skipped.iter().map(|_| Uuid::now_v7()).collect();
+    let (skip_steps, skip_messages): (Vec<String>, Vec<String>) =
+        carry.skipped.iter().cloned().unzip();
+    let (owner, resources) = carry.resources.unwrap_or((Uuid::nil(), &[]));
+    let kinds: Vec<String> = resources.iter().map(|r| r.kind.clone()).collect();
+    let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
     let row = sqlx::query!(
         r#"WITH done AS (
                UPDATE workflow_steps SET status = 'completed', output = $4, last_error = NULL,
@@ -301,7 +322,17 @@ pub async fn complete_and_claim_next(
                RETURNING name),
            logged AS (
                INSERT INTO tenant_provision_logs (id, tenant_id, run_id, step, status, message)
-               SELECT $5, $6, $1, name, 'success', $7 FROM done),
+               SELECT $5::uuid, $6::uuid, $1::uuid, name, 'success', $7::text FROM done
+               UNION ALL
+               SELECT l.id, $6, $1, l.step, 'skipped', l.message
+               FROM unnest($10::uuid[], $11::text[], $12::text[]) AS l(id, step, message)
+               WHERE EXISTS (SELECT 1 FROM done)),
+           recorded AS (
+               INSERT INTO tenant_resources (id, tenant_id, run_id, step, kind, name)
+               SELECT gen_random_uuid(), $13::uuid, $1, d.name, r.kind, r.name
+               FROM done d, unnest($14::text[], $15::text[]) AS r(kind, name)
+               ON CONFLICT (tenant_id, kind, name) DO UPDATE
+                  SET deleted_at = NULL, run_id = EXCLUDED.run_id, step = EXCLUDED.step),
            run AS (
                SELECT 1 FROM workflow_runs
                WHERE id = $1 AND driver_epoch = $8 AND status = 'running'
@@ -310,7 +341,7 @@ pub async fn complete_and_claim_next(
                UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
                       lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
                       waiting_for = NULL, started_at = COALESCE(started_at, now())
-               WHERE run_id = $1 AND position = $2 + 1
+               WHERE run_id = $1 AND position = $9
                  AND status IN ('pending', 'running', 'retrying')
                  AND EXISTS (SELECT 1 FROM run) AND EXISTS (SELECT 1 FROM done)
                RETURNING attempts, lost_attempts)
@@ -321,10 +352,17 @@ pub async fn complete_and_claim_next(
         position,
         lease.attempt,
         output,
-        Uuid::now_v7(),
+        success_id,
         tenant_id,
         message,
-        driver.epoch
+        driver.epoch,
+        carry.next,
+        &skip_ids,
+        &skip_steps,
+        &skip_messages,
+        owner,
+        &kinds,
+        &names
     )
     .fetch_one(ex)
     .await?;

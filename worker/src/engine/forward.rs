@@ -170,8 +170,9 @@ impl Engine {
     }
 
     /// Commits the checkpoint and decides what comes next. On the common
-    /// path (the next step runs here, nothing else to write) it is one
-    /// statement: the fenced checkpoint with its log line.
+    /// path (the next step that runs, runs here) it is one statement: the
+    /// fenced checkpoint with its log lines and resources, and the next
+    /// step's claim.
     pub(super) async fn checkpoint(
         &self,
         state: &mut RunState,
@@ -189,20 +190,27 @@ impl Engine {
             state.total(),
             describe(&step.name)
         );
-        let next = state.next_runnable(step.position + 1);
-        let carry_on =
-            next == Some(step.position + 1) && resources.is_empty() && !self.hand_back().await?;
         let log = (tenant_id, msg.as_str());
-        if carry_on && self.claims_at_checkpoint(state, step.position + 1) {
+        if let Some(next) = state.next_runnable(step.position + 1)
+            && self.claims_at_checkpoint(state, next)
+            && !self.hand_back().await?
+        {
+            let skipped = skipped_lines(state, step.position + 1, next);
+            let carry = store::CarryOn {
+                next,
+                skipped: &skipped,
+                resources: tenant_id.map(|t| (t, resources.as_slice())),
+            };
             let master = &self.deps.master;
             let driver = state.driver;
-            let Some(claim) = store::complete_and_claim_next(
+            let Some(claim) = store::complete_and_claim(
                 master,
                 run_id,
                 step.position,
                 lease,
                 &output,
                 log,
+                carry,
                 driver,
             )
             .await?
@@ -211,17 +219,8 @@ impl Engine {
             };
             tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
             state.completed(step.position, output, tenant_id);
-            state.claimed = claim.map(|c| (step.position + 1, c));
-            return Ok(Next::Continue(step.position + 1));
-        }
-        if carry_on {
-            let master = &self.deps.master;
-            if !store::complete_step(master, run_id, step.position, lease, &output, log).await? {
-                return Ok(Next::Done);
-            }
-            tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
-            state.completed(step.position, output, tenant_id);
-            return Ok(Next::Continue(step.position + 1));
+            state.claimed = claim.map(|c| (next, c));
+            return Ok(Next::Continue(next));
         }
         let mut tx = self.deps.master.begin().await?;
         if !store::complete_step(&mut *tx, run_id, step.position, lease, &output, log).await? {
@@ -250,28 +249,16 @@ impl Engine {
         tx: &mut PgConnection,
         state: &RunState,
         tenant_id: Option<Uuid>,
-        mut next: i32,
+        next: i32,
     ) -> Result<Next, EngineError> {
         let run = &state.run;
-        let mut skipped = Vec::new();
-        let runnable = loop {
-            match state.step(next) {
-                Some(row) if row.status == StepStatus::Skipped => {
-                    let reason = row.last_error.as_deref().unwrap_or("skipped");
-                    let msg = format!("Step {}/{} {reason}", next + 1, state.total());
-                    tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
-                    skipped.push((row.name.clone(), msg));
-                    next += 1;
-                }
-                Some(_) => break true,
-                None => break false,
-            }
-        };
+        let runnable = state.next_runnable(next);
+        let skipped = skipped_lines(state, next, runnable.unwrap_or(i32::MAX));
         if !skipped.is_empty() {
             store::insert_provision_logs(&mut *tx, tenant_id, run.id, LogStatus::Skipped, &skipped)
                 .await?;
         }
-        if runnable {
+        if let Some(next) = runnable {
             if !self.hand_back().await? {
                 return Ok(Next::Continue(next));
             }
@@ -435,6 +422,25 @@ impl Engine {
             _ => None,
         })
     }
+}
+
+/// The provision-log lines of the steps from `from` up to `to` (excluded)
+/// that the run's plan skips, each logged here as the run passes it.
+fn skipped_lines(state: &RunState, from: i32, to: i32) -> Vec<(String, String)> {
+    let run = &state.run;
+    state
+        .steps
+        .iter()
+        .skip(usize::try_from(from).unwrap_or(usize::MAX))
+        .take_while(|row| row.position < to)
+        .filter(|row| row.status == StepStatus::Skipped)
+        .map(|row| {
+            let reason = row.last_error.as_deref().unwrap_or("skipped");
+            let msg = format!("Step {}/{} {reason}", row.position + 1, state.total());
+            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, step = %row.name, "{msg}");
+            (row.name.clone(), msg)
+        })
+        .collect()
 }
 
 fn output_tenant_id(output: &Value) -> Option<Uuid> {
