@@ -277,8 +277,9 @@ pub async fn complete_step(
 
 /// What a checkpoint that carries the run on writes besides itself.
 pub struct CarryOn<'a> {
-    /// The next step that runs: its first attempt is claimed.
+    /// The next step that runs: its attempt is claimed under `driver`.
     pub next: i32,
+    pub driver: Driver,
     /// The log lines (step, message) of the steps skipped before it.
     pub skipped: &'a [(String, String)],
     /// The resources the step reported, recorded for this tenant.
@@ -288,7 +289,7 @@ pub struct CarryOn<'a> {
 /// The checkpoint of a forward attempt (as [`complete_step`]), the log
 /// lines of the steps skipped after it and the resources it reported (as
 /// [`record_resources`]), and the claim of the next step's attempt (as
-/// [`claim_attempt`] under `driver`), in one statement: one round trip per
+/// [`claim_attempt`]), in one statement: one round trip per
 /// step boundary while a worker carries a run on. `None` (nothing written)
 /// when a later attempt holds the step; `Some(None)` when the checkpoint
 /// committed but the claim was refused (an operator's cancel, a later
@@ -302,7 +303,6 @@ pub async fn complete_and_claim(
     output: &Value,
     log: (Option<Uuid>, &str),
     carry: CarryOn<'_>,
-    driver: Driver,
 ) -> sqlx::Result<Option<Option<Claim>>> {
     let (tenant_id, message) = log;
     // Log ids are time-ordered: the success line before the skipped ones.
@@ -355,7 +355,7 @@ pub async fn complete_and_claim(
         success_id,
         tenant_id,
         message,
-        driver.epoch,
+        carry.driver.epoch,
         carry.next,
         &skip_ids,
         &skip_steps,

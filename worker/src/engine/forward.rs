@@ -198,11 +198,11 @@ impl Engine {
             let skipped = skipped_lines(state, step.position + 1, next);
             let carry = store::CarryOn {
                 next,
+                driver: state.driver,
                 skipped: &skipped,
                 resources: tenant_id.map(|t| (t, resources.as_slice())),
             };
             let master = &self.deps.master;
-            let driver = state.driver;
             let Some(claim) = store::complete_and_claim(
                 master,
                 run_id,
@@ -211,7 +211,6 @@ impl Engine {
                 &output,
                 log,
                 carry,
-                driver,
             )
             .await?
             else {
