@@ -7,7 +7,9 @@
 #   deploy/pg.sh env     print the exports that point landlord at it
 #
 # LANDLORD_HOME (default ./.landlord) holds the data; LANDLORD_PG_PORT
-# (default 54329) is its loopback port.
+# (default 54329) is its loopback port. LANDLORD_PG_STATS=1 at start loads
+# pg_stat_statements (read and reset in the postgres database: see
+# docs/benchmarks.md), for profiling; stop first if the cluster runs.
 set -euo pipefail
 
 home=${LANDLORD_HOME:-$PWD/.landlord}
@@ -60,8 +62,14 @@ start() {
   if as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     return
   fi
-  as_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start \
-    -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c shared_buffers=128MB" >/dev/null
+  local opts="-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c shared_buffers=128MB"
+  [ "${LANDLORD_PG_STATS:-}" = 1 ] && opts="$opts -c shared_preload_libraries=pg_stat_statements"
+  as_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 start -o "$opts" >/dev/null
+  if [ "${LANDLORD_PG_STATS:-}" = 1 ]; then
+    as_owner "$bin/psql" -q -X -h "$pgdir" -p "$port" -U postgres -d postgres \
+      -c "SET client_min_messages = warning" \
+      -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  fi
   echo "postgres running on 127.0.0.1:$port (data in $data)" >&2
 }
 
