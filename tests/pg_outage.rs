@@ -545,7 +545,10 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
     .unwrap();
     eprintln!("steps that took more than one attempt: {retried:?}");
 
-    // Each process logged its reconnects, and SIGTERM still stops it.
+    // Each process logged its reconnect (the 10 s outage outlasts every
+    // acquire timeout; the blip may pass without a new generation), and
+    // SIGTERM still stops it. With no notification channel a worker runs
+    // one queue worker, so one reconnect per outage at most.
     for (i, w) in workers.iter_mut().enumerate() {
         let (exit, took) = terminate(w, Duration::from_secs(20)).await;
         assert!(exit.success(), "worker {i}: {exit:?}");
@@ -553,7 +556,7 @@ async fn workers_and_api_ride_out_a_postgres_restart() {
             .unwrap();
         let reconnects = log.matches("starting a new one").count();
         eprintln!("worker {i}: {reconnects} reconnects logged, stopped {took:?} after SIGTERM");
-        assert!(reconnects >= 2, "worker {i} log:\n{log}");
+        assert!(reconnects >= 1, "worker {i} log:\n{log}");
     }
     api.stop().await;
 }
