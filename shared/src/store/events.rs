@@ -30,33 +30,6 @@ pub async fn insert_provision_log(
     .map(drop)
 }
 
-/// Several lines of one run's log in one statement, in order, all with
-/// `status`: the steps a run's plan skips, logged as the run passes them.
-pub async fn insert_provision_logs(
-    ex: impl PgExecutor<'_>,
-    tenant_id: Option<Uuid>,
-    run_id: Uuid,
-    status: LogStatus,
-    lines: &[(String, String)],
-) -> sqlx::Result<()> {
-    let ids: Vec<Uuid> = lines.iter().map(|_| Uuid::now_v7()).collect();
-    let (steps, messages): (Vec<String>, Vec<String>) = lines.iter().cloned().unzip();
-    sqlx::query!(
-        "INSERT INTO tenant_provision_logs (id, tenant_id, run_id, step, status, message)
-         SELECT id, $2, $3, step, $4, message
-         FROM unnest($1::uuid[], $5::text[], $6::text[]) AS l(id, step, message)",
-        &ids,
-        tenant_id,
-        run_id,
-        status.as_str(),
-        &steps,
-        &messages
-    )
-    .execute(ex)
-    .await
-    .map(drop)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
     #[error(transparent)]

@@ -236,66 +236,46 @@ pub async fn hold_lease(
     Ok(done.rows_affected() == 1)
 }
 
-/// The checkpoint of a forward attempt, fenced by its lease in the same
-/// statement, with its success line in the provision log. False (and
-/// nothing written) when a later attempt holds the step.
-pub async fn complete_step(
-    ex: impl PgExecutor<'_>,
-    run_id: Uuid,
-    position: i32,
-    lease: Lease,
-    output: &Value,
-    log: (Option<Uuid>, &str),
-) -> sqlx::Result<bool> {
-    let (tenant_id, message) = log;
-    let done = sqlx::query_scalar!(
-        r#"WITH done AS (
-               UPDATE workflow_steps SET status = 'completed', output = $4, last_error = NULL,
-                      attempt_open = false, finished_at = now()
-               WHERE run_id = $1 AND position = $2 AND attempts = $3 AND status = 'running'
-                 AND attempt_open
-               RETURNING name),
-           logged AS (
-               INSERT INTO tenant_provision_logs (id, tenant_id, run_id, step, status, message)
-               SELECT $5, $6, $1, name, 'success', $7 FROM done)
-           SELECT count(*) AS "n!" FROM done"#,
-        run_id,
-        position,
-        lease.attempt,
-        output,
-        Uuid::now_v7(),
-        tenant_id,
-        message
-    )
-    .fetch_one(ex)
-    .await?;
-    if done == 0 {
-        fenced(run_id, position, lease);
-    }
-    Ok(done == 1)
-}
-
 /// What a checkpoint that carries the run on writes besides itself.
 pub struct CarryOn<'a> {
-    /// The next step that runs: its attempt is claimed under `driver`.
-    pub next: i32,
-    pub driver: Driver,
-    /// The log lines (step, message) of the steps skipped before it.
+    pub then: Then,
+    /// The log lines (step, message) of the steps skipped after the step.
     pub skipped: &'a [(String, String)],
     /// The resources the step reported, recorded for this tenant.
     pub resources: Option<(Uuid, &'a [ResourceRef])>,
 }
 
-/// The checkpoint of a forward attempt (as [`complete_step`]), the log
-/// lines of the steps skipped after it and the resources it reported (as
-/// [`record_resources`]), and the claim of the next step's attempt (as
-/// [`claim_attempt`]), in one statement: one round trip per
-/// step boundary while a worker carries a run on. `None` (nothing written)
-/// when a later attempt holds the step; `Some(None)` when the checkpoint
-/// committed but the claim was refused (an operator's cancel, a later
-/// delivery, or a step decided meanwhile), which the caller's ordinary
-/// claim then sorts out.
-pub async fn complete_and_claim(
+/// Where the run goes after a checkpoint written by [`complete_and_carry`].
+#[derive(Clone, Copy)]
+pub enum Then {
+    /// The next step that runs: its attempt is claimed under `driver`.
+    Claim { next: i32, driver: Driver },
+    /// No step is left: the run completes (guarded by its `running`
+    /// status, as [`super::runs::transition_run`]).
+    Finish,
+    /// Nothing more: the caller claims or queues the next step itself.
+    Stop,
+}
+
+/// What [`complete_and_carry`] did after the checkpoint.
+pub struct Carried {
+    /// [`Then::Claim`]: the next step's attempt, `None` when the claim was
+    /// refused (an operator's cancel, a later delivery, or a step decided
+    /// meanwhile), which the caller's ordinary claim then sorts out.
+    pub claim: Option<Claim>,
+    /// [`Then::Finish`]: the run completed (false: it had left `running`).
+    pub finished: bool,
+}
+
+/// The checkpoint of a forward attempt (fenced by its lease, with its
+/// success line in the provision log), the log lines of the steps skipped
+/// after it and the resources it reported (a resource dropped before is
+/// ours again), and then the claim of the next step's attempt (as
+/// [`claim_attempt`]) or the run's completion, as [`Then`] says, in one
+/// statement: one round trip per step boundary while a worker carries a
+/// run on, and one for the last step. `None` (nothing written) when a
+/// later attempt holds the step.
+pub async fn complete_and_carry(
     ex: impl PgExecutor<'_>,
     run_id: Uuid,
     position: i32,
@@ -303,7 +283,7 @@ pub async fn complete_and_claim(
     output: &Value,
     log: (Option<Uuid>, &str),
     carry: CarryOn<'_>,
-) -> sqlx::Result<Option<Option<Claim>>> {
+) -> sqlx::Result<Option<Carried>> {
     let (tenant_id, message) = log;
     // Log ids are time-ordered: the success line before the skipped ones.
     let success_id = Uuid::now_v7();
@@ -313,6 +293,11 @@ pub async fn complete_and_claim(
     let (owner, resources) = carry.resources.unwrap_or((Uuid::nil(), &[]));
     let kinds: Vec<String> = resources.iter().map(|r| r.kind.clone()).collect();
     let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
+    let (next, epoch, finish) = match carry.then {
+        Then::Claim { next, driver } => (Some(next), driver.epoch, false),
+        Then::Finish => (None, 0, true),
+        Then::Stop => (None, 0, false),
+    };
     let row = sqlx::query!(
         r#"WITH done AS (
                UPDATE workflow_steps SET status = 'completed', output = $4, last_error = NULL,
@@ -341,13 +326,19 @@ pub async fn complete_and_claim(
                UPDATE workflow_steps SET status = 'running', attempts = attempts + 1,
                       lost_attempts = lost_attempts + attempt_open::int, attempt_open = true,
                       waiting_for = NULL, started_at = COALESCE(started_at, now())
-               WHERE run_id = $1 AND position = $9
+               WHERE run_id = $1 AND position = $9::int
                  AND status IN ('pending', 'running', 'retrying')
                  AND EXISTS (SELECT 1 FROM run) AND EXISTS (SELECT 1 FROM done)
-               RETURNING attempts, lost_attempts)
+               RETURNING attempts, lost_attempts),
+           finished AS (
+               UPDATE workflow_runs SET status = 'completed', updated_at = now(), finished_at = now()
+               WHERE $16 AND id = $1 AND status = 'running'
+                 AND EXISTS (SELECT 1 FROM done)
+               RETURNING kind)
            SELECT (SELECT count(*) FROM done) AS "done!",
                   (SELECT attempts FROM next) AS next_attempt,
-                  (SELECT lost_attempts FROM next) AS next_lost"#,
+                  (SELECT lost_attempts FROM next) AS next_lost,
+                  (SELECT kind FROM finished) AS finished_kind"#,
         run_id,
         position,
         lease.attempt,
@@ -355,14 +346,15 @@ pub async fn complete_and_claim(
         success_id,
         tenant_id,
         message,
-        carry.driver.epoch,
-        carry.next,
+        epoch,
+        next,
         &skip_ids,
         &skip_steps,
         &skip_messages,
         owner,
         &kinds,
-        &names
+        &names,
+        finish
     )
     .fetch_one(ex)
     .await?;
@@ -370,11 +362,16 @@ pub async fn complete_and_claim(
         fenced(run_id, position, lease);
         return Ok(None);
     }
-    Ok(Some(
-        row.next_attempt
+    if let Some(kind) = &row.finished_kind {
+        metrics().run_finished(kind, super::RunStatus::Completed.as_str());
+    }
+    Ok(Some(Carried {
+        claim: row
+            .next_attempt
             .zip(row.next_lost)
             .map(|(attempt, lost)| Claim { attempt, lost }),
-    ))
+        finished: row.finished_kind.is_some(),
+    }))
 }
 
 /// Notes that no worker that has picked the step up so far can run it;

@@ -240,31 +240,6 @@ pub fn resources_in(output: &serde_json::Value) -> Vec<ResourceRef> {
         .unwrap_or_default()
 }
 
-pub async fn record_resources(
-    ex: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    run_id: Uuid,
-    step: &str,
-    resources: &[ResourceRef],
-) -> sqlx::Result<()> {
-    let kinds: Vec<String> = resources.iter().map(|r| r.kind.clone()).collect();
-    let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
-    sqlx::query!(
-        "INSERT INTO tenant_resources (id, tenant_id, run_id, step, kind, name)
-         SELECT gen_random_uuid(), $1, $2, $3, kind, name FROM unnest($4::text[], $5::text[]) AS t(kind, name)
-         ON CONFLICT (tenant_id, kind, name) DO UPDATE
-            SET deleted_at = NULL, run_id = EXCLUDED.run_id, step = EXCLUDED.step",
-        tenant_id,
-        run_id,
-        step,
-        &kinds as &[String],
-        &names as &[String]
-    )
-    .execute(ex)
-    .await
-    .map(drop)
-}
-
 pub async fn mark_resources_deleted(
     ex: impl PgExecutor<'_>,
     tenant_id: Uuid,

@@ -9,7 +9,6 @@ use landlord_shared::model::StepRow;
 use landlord_shared::plan::describe;
 use landlord_shared::store::{LogStatus, RunKind, RunStatus, StepStatus, TenantStatus};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -169,10 +168,11 @@ impl Engine {
         }
     }
 
-    /// Commits the checkpoint and decides what comes next. On the common
-    /// path (the next step that runs, runs here) it is one statement: the
-    /// fenced checkpoint with its log lines and resources, and the next
-    /// step's claim.
+    /// Commits the checkpoint and decides what comes next, in one
+    /// statement: the fenced checkpoint with its log lines and resources,
+    /// and the next step's claim (it runs here) or the run's completion
+    /// (no step is left). When the fleet takes the next step, its job
+    /// commits with the checkpoint.
     pub(super) async fn checkpoint(
         &self,
         state: &mut RunState,
@@ -191,94 +191,61 @@ impl Engine {
             describe(&step.name)
         );
         let log = (tenant_id, msg.as_str());
-        if let Some(next) = state.next_runnable(step.position + 1)
-            && self.claims_at_checkpoint(state, next)
-            && !self.hand_back().await?
-        {
-            let skipped = skipped_lines(state, step.position + 1, next);
-            let carry = store::CarryOn {
-                next,
-                driver: state.driver,
-                skipped: &skipped,
-                resources: tenant_id.map(|t| (t, resources.as_slice())),
-            };
-            let master = &self.deps.master;
-            let Some(claim) = store::complete_and_claim(
-                master,
-                run_id,
-                step.position,
-                lease,
-                &output,
-                log,
-                carry,
-            )
-            .await?
-            else {
-                return Ok(Next::Done);
-            };
-            tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
-            state.completed(step.position, output, tenant_id);
-            state.claimed = claim.map(|c| (next, c));
-            return Ok(Next::Continue(next));
-        }
-        let mut tx = self.deps.master.begin().await?;
-        if !store::complete_step(&mut *tx, run_id, step.position, lease, &output, log).await? {
-            return Ok(Next::Done);
-        }
-        if let Some(tenant_id) = tenant_id
-            && !resources.is_empty()
-        {
-            store::record_resources(&mut *tx, tenant_id, run_id, &step.name, &resources).await?;
-        }
-        let next = self
-            .advance(&mut tx, state, tenant_id, step.position + 1)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
-        state.completed(step.position, output, tenant_id);
-        Ok(next)
-    }
-
-    /// Finds the next step that runs, logging the ones the run's plan
-    /// skipped on the way, or completes the run. This worker goes on with
-    /// that step itself unless [`Engine::hand_back`] says otherwise; then the
-    /// step is queued for the fleet.
-    async fn advance(
-        &self,
-        tx: &mut PgConnection,
-        state: &RunState,
-        tenant_id: Option<Uuid>,
-        next: i32,
-    ) -> Result<Next, EngineError> {
-        let run = &state.run;
-        let runnable = state.next_runnable(next);
-        let skipped = skipped_lines(state, next, runnable.unwrap_or(i32::MAX));
-        if !skipped.is_empty() {
-            store::insert_provision_logs(&mut *tx, tenant_id, run.id, LogStatus::Skipped, &skipped)
-                .await?;
-        }
-        if let Some(next) = runnable {
-            if !self.hand_back().await? {
-                return Ok(Next::Continue(next));
+        let after = step.position + 1;
+        let runnable = state.next_runnable(after);
+        let skipped = skipped_lines(state, after, runnable.unwrap_or(i32::MAX));
+        let carry = |then| store::CarryOn {
+            then,
+            skipped: &skipped,
+            resources: tenant_id.map(|t| (t, resources.as_slice())),
+        };
+        let master = &self.deps.master;
+        let hand_back = runnable.is_some() && self.hand_back().await?;
+        let then = match runnable {
+            None => store::Then::Finish,
+            Some(next) if !hand_back && self.claims_at_checkpoint(state, next) => {
+                store::Then::Claim {
+                    next,
+                    driver: state.driver,
+                }
             }
-            let job = StepJob::new(run.id, next, Direction::Forward);
-            push_step_job(tx, &job, Duration::ZERO).await?;
-            return Ok(Next::Done);
-        }
-        store::transition_run(
-            &mut *tx,
-            run.id,
-            RunStatus::Running,
-            RunStatus::Completed,
-            None,
-        )
-        .await?;
-        if run.kind == RunKind::Provision {
-            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
+            Some(_) => store::Then::Stop,
+        };
+        let pos = step.position;
+        let carried = if let (true, Some(next)) = (hand_back, runnable) {
+            // The fleet takes the next step: its job commits with the
+            // checkpoint.
+            let mut tx = master.begin().await?;
+            let carried =
+                store::complete_and_carry(&mut *tx, run_id, pos, lease, &output, log, carry(then))
+                    .await?;
+            if carried.is_some() {
+                let job = StepJob::new(run_id, next, Direction::Forward);
+                push_step_job(&mut tx, &job, Duration::ZERO).await?;
+                tx.commit().await?;
+            }
+            carried
         } else {
-            tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Deprovisioned tenant ({}): {}", run.kind, run.tenant_name);
-        }
-        Ok(Next::Done)
+            store::complete_and_carry(master, run_id, pos, lease, &output, log, carry(then)).await?
+        };
+        let Some(carried) = carried else {
+            return Ok(Next::Done);
+        };
+        tracing::info!(tenant = %state.run.tenant_name, %run_id, "✅ {msg}");
+        state.completed(pos, output, tenant_id);
+        Ok(match (then, runnable) {
+            (store::Then::Claim { next, .. }, _) => {
+                state.claimed = carried.claim.map(|c| (next, c));
+                Next::Continue(next)
+            }
+            (store::Then::Stop, Some(next)) if !hand_back => Next::Continue(next),
+            (store::Then::Finish, _) if carried.finished => {
+                state.run.status = RunStatus::Completed;
+                finished_log(&state.run);
+                Next::Done
+            }
+            _ => Next::Done,
+        })
     }
 
     async fn schedule_retry(
@@ -420,6 +387,14 @@ impl Engine {
             landlord_shared::faults::FaultKind::DelayClaim(d) if f.step == step => Some(d),
             _ => None,
         })
+    }
+}
+
+fn finished_log(run: &landlord_shared::model::Run) {
+    if run.kind == RunKind::Provision {
+        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Successfully provisioned tenant: {}", run.tenant_name);
+    } else {
+        tracing::info!(tenant = %run.tenant_name, run_id = %run.id, "✅ Deprovisioned tenant ({}): {}", run.kind, run.tenant_name);
     }
 }
 

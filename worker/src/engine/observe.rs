@@ -96,7 +96,7 @@ impl Engine {
             tracing::warn!(run_id = %job.run_id, "job for unknown run dropped");
             return Ok(());
         };
-        let (run_id, was_finished) = (run.id, run.is_finished());
+        let was_finished = run.is_finished();
         let steps = store::steps_of_run(master, run.id).await?;
         let mut state = RunState::new(run, steps, driver);
         let mut job = job;
@@ -122,18 +122,27 @@ impl Engine {
             }
         }
         if !was_finished {
-            self.after_job(run_id).await?;
+            self.after_job(&state.run).await?;
         }
         Ok(())
     }
 
-    async fn after_job(&self, run_id: uuid::Uuid) -> Result<(), EngineError> {
-        let Some(run) = store::run_by_id(&self.deps.master, run_id).await? else {
-            return Ok(());
+    /// Exports the run span once the run has finished. `known` is the run
+    /// as this delivery left it: finished by this worker's own last
+    /// checkpoint, it needs no read.
+    async fn after_job(&self, known: &Run) -> Result<(), EngineError> {
+        let read;
+        let run = if known.is_finished() {
+            known
+        } else {
+            match store::run_by_id(&self.deps.master, known.id).await? {
+                Some(run) if run.is_finished() => {
+                    read = run;
+                    &read
+                }
+                _ => return Ok(()),
+            }
         };
-        if !run.is_finished() {
-            return Ok(());
-        }
         if let Some(trace) = &run.trace_context {
             let attributes = vec![
                 KeyValue::new("tenant", run.tenant_name.clone()),
