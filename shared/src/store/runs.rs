@@ -244,22 +244,6 @@ pub async fn transition_run(
     Ok(kind.is_some())
 }
 
-/// The tenant row a run's `register` step wrote or found.
-pub async fn set_run_tenant(
-    ex: impl PgExecutor<'_>,
-    run_id: Uuid,
-    tenant_id: Uuid,
-) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE workflow_runs SET tenant_id = $1, updated_at = now() WHERE id = $2",
-        tenant_id,
-        run_id
-    )
-    .execute(ex)
-    .await
-    .map(drop)
-}
-
 /// An operator resumes a failed or cancelled run: it runs again in a new
 /// run span, in the trace of whoever resumed it. False when the run was
 /// not failed or cancelled.

@@ -48,22 +48,31 @@ pub async fn lock_tenant(
 }
 
 /// Writes the tenant row for a provisioning run, or takes over one that is
-/// pending provisioning (a lead's), provisioning, suspended or deleted; `None` when it is active or being
-/// deleted (the caller reports its status).
-pub async fn register_tenant(
+/// pending provisioning (a lead's), provisioning, suspended or deleted, and
+/// links the run to it, in one statement. `None`, nothing written, when
+/// the row is active or being deleted (the caller reports its status).
+pub async fn register_tenant_for_run(
     ex: impl PgExecutor<'_>,
     name: &str,
     plan: Option<&str>,
+    run_id: Uuid,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
-        "INSERT INTO tenants (id, name, plan, status) VALUES ($1, $2, $3, 'provisioning')
-         ON CONFLICT (name) DO UPDATE
-            SET status = 'provisioning', plan = COALESCE(EXCLUDED.plan, tenants.plan), updated_at = now()
-            WHERE tenants.status IN ('pending_provision', 'provisioning', 'suspended', 'deleted')
-         RETURNING id",
+        r#"WITH t AS (
+               INSERT INTO tenants (id, name, plan, status) VALUES ($1, $2, $3, 'provisioning')
+               ON CONFLICT (name) DO UPDATE
+                  SET status = 'provisioning', plan = COALESCE(EXCLUDED.plan, tenants.plan),
+                      updated_at = now()
+                  WHERE tenants.status IN ('pending_provision', 'provisioning', 'suspended', 'deleted')
+               RETURNING id),
+           linked AS (
+               UPDATE workflow_runs r SET tenant_id = t.id, updated_at = now()
+               FROM t WHERE r.id = $4)
+           SELECT id AS "id!" FROM t"#,
         Uuid::now_v7(),
         name,
-        plan
+        plan,
+        run_id
     )
     .fetch_optional(ex)
     .await

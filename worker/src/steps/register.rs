@@ -14,13 +14,11 @@ impl Step for Register {
     }
 
     async fn run(&self, ctx: &StepCtx) -> Result<Value, StepError> {
-        let mut tx = ctx.deps.master.begin().await?;
-        // Re-running after a crash finds our own `provisioning` row; a name
-        // that is active (or being deleted) belongs to someone else.
+        let master = &ctx.deps.master;
         let plan = ctx.run.params.plan.as_deref();
-        let id = store::register_tenant(&mut *tx, ctx.key.as_str(), plan).await?;
+        let id = store::register_tenant_for_run(master, ctx.key.as_str(), plan, ctx.run.id).await?;
         let Some(id) = id else {
-            let status = store::tenant_by_name(&mut *tx, ctx.key.as_str())
+            let status = store::tenant_by_name(master, ctx.key.as_str())
                 .await?
                 .map_or_else(|| "gone".to_owned(), |t| t.status.to_string());
             return Err(StepError::permanent(format!(
@@ -28,8 +26,6 @@ impl Step for Register {
                 ctx.key
             )));
         };
-        store::set_run_tenant(&mut *tx, ctx.run.id, id).await?;
-        tx.commit().await?;
         Ok(json!({ "tenant_id": id }))
     }
 
