@@ -214,11 +214,65 @@ async fn tracing_overhead(out: &mut String) {
     );
 }
 
-/// Drains queued runs whose steps touch only the master DB and the
-/// filesystem (validate, register, storage, record, activate; the Postgres
-/// steps unconfigured): the engine's own throughput.
-async fn drain(workers_n: usize) -> (f64, f64, f64) {
-    let env = TestEnv::new(&[("POSTGRES_ADMIN_URL", "")]).await;
+/// What the drained runs do.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// The tenant steps that touch only the master DB and the filesystem
+    /// (validate, register, storage, record, activate; the Postgres steps
+    /// unconfigured): the engine's own throughput on real steps.
+    Tenant,
+    /// The peers' shape: 10 sequential steps, of which 6 are custom steps
+    /// whose executor answers `done` at once (an in-process HTTP server),
+    /// and the 4 built-in ones every run has (validate, register, record,
+    /// activate; the 7 optional steps skipped).
+    NoOp,
+}
+
+const NOOP_STEPS: usize = 6;
+
+/// An executor that answers every call `done` at once, in this process.
+async fn noop_executor() -> String {
+    use axum::{Json, Router, routing::post};
+    let app = Router::new().route(
+        "/noop",
+        post(|| async { Json(serde_json::json!({ "status": "done", "output": {} })) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let url = format!(
+        "http://{}/noop",
+        listener.local_addr().expect("its address")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+async fn drain_env(workload: Workload, dir: &tempfile::TempDir) -> TestEnv {
+    match workload {
+        Workload::Tenant => TestEnv::new(&[("POSTGRES_ADMIN_URL", "")]).await,
+        Workload::NoOp => {
+            let url = noop_executor().await;
+            let mut text = String::from("default = \"noop\"\n\n");
+            for i in 1..=NOOP_STEPS {
+                let _ = writeln!(text, "[http_steps.noop{i}]\nstart = \"{url}\"\n");
+            }
+            let steps: Vec<String> = (1..=NOOP_STEPS).map(|i| format!("\"noop{i}\"")).collect();
+            let _ = writeln!(
+                text,
+                "[plans.noop]\ntier = \"standard\"\nsteps = [{}]",
+                steps.join(", ")
+            );
+            TestEnv::with_catalogue(dir, &text, false).await
+        }
+    }
+}
+
+/// Drains DRAIN_RUNS queued runs: steps/s, runs/s and the workers' peak
+/// RSS.
+async fn drain(workers_n: usize, workload: Workload) -> (f64, f64, f64) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let env = drain_env(workload, &dir).await;
     for i in 0..DRAIN_RUNS {
         env.start(&format!("drain{i}")).await;
     }
@@ -255,6 +309,14 @@ async fn drain(workers_n: usize) -> (f64, f64, f64) {
     assert_eq!(failed, 0);
     let secs = ms(first, last) / 1000.0;
     (steps as f64 / secs, DRAIN_RUNS as f64 / secs, rss)
+}
+
+/// A drain table: steps/s and runs/s with 1 and 2 worker processes.
+fn drain_table(out: &mut String, one: (f64, f64), two: (f64, f64)) {
+    out.push_str("| worker processes | steps/s | runs/s |\n|---|---|---|\n");
+    let _ = writeln!(out, "| 1 | {:.0} | {:.1} |", one.0, one.1);
+    let _ = writeln!(out, "| 2 | {:.0} | {:.1} |", two.0, two.1);
+    let _ = writeln!(out, "\n2 processes / 1 process: {:.2}×\n", two.0 / one.0);
 }
 
 /// How many transactions one idle worker process makes its master
@@ -331,9 +393,14 @@ async fn main() {
     // comparing builds, round after round.
     if only == "drain" {
         for _ in 0..std::env::var("BENCH_ROUNDS").map_or(1, |r| r.parse().unwrap_or(1)) {
-            let (_, runs1, _) = drain(1).await;
-            let (_, runs2, _) = drain(2).await;
-            println!("drain runs/s: 1 process {runs1:.1}, 2 processes {runs2:.1}");
+            for (name, workload) in [
+                ("tenant steps", Workload::Tenant),
+                ("no-op", Workload::NoOp),
+            ] {
+                let (_, runs1, _) = drain(1, workload).await;
+                let (_, runs2, _) = drain(2, workload).await;
+                println!("drain runs/s, {name}: 1 process {runs1:.1}, 2 processes {runs2:.1}");
+            }
         }
         return;
     }
@@ -351,16 +418,20 @@ async fn main() {
         )
         .await;
     }
-    let (steps1, runs1, rss1) = drain(1).await;
-    let (steps2, runs2, rss2) = drain(2).await;
+    let (steps1, runs1, rss1) = drain(1, Workload::Tenant).await;
+    let (steps2, runs2, rss2) = drain(2, Workload::Tenant).await;
     let _ = writeln!(
         out,
         "### Drain throughput, {DRAIN_RUNS} queued runs of master-DB-only steps (5 run, 5 skipped per run)\n"
     );
-    out.push_str("| worker processes | steps/s | runs/s |\n|---|---|---|\n");
-    let _ = writeln!(out, "| 1 | {steps1:.0} | {runs1:.1} |");
-    let _ = writeln!(out, "| 2 | {steps2:.0} | {runs2:.1} |");
-    let _ = writeln!(out, "\n2 processes / 1 process: {:.2}×\n", steps2 / steps1);
+    drain_table(&mut out, (steps1, runs1), (steps2, runs2));
+    let noop1 = drain(1, Workload::NoOp).await;
+    let noop2 = drain(2, Workload::NoOp).await;
+    let _ = writeln!(
+        out,
+        "### Drain throughput, the peers' shape: {DRAIN_RUNS} queued runs of 10 sequential steps (validate, register, {NOOP_STEPS} custom steps whose executor answers at once, record, activate; 7 optional steps skipped)\n"
+    );
+    drain_table(&mut out, (noop1.0, noop1.1), (noop2.0, noop2.1));
     let _ = writeln!(
         out,
         "### Worker peak RSS (VmHWM)\n\n| phase | peak RSS |\n|---|---|\n| latency runs (Postgres path) | {rss_latency:.1} MiB |\n| drain, 1 process | {rss1:.1} MiB |\n| drain, 2 processes (max) | {rss2:.1} MiB |"
