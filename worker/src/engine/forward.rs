@@ -194,16 +194,14 @@ impl Engine {
         let after = step.position + 1;
         let runnable = state.next_runnable(after);
         let skipped = skipped_lines(state, after, runnable.unwrap_or(i32::MAX));
-        let carry = |then| store::CarryOn {
-            then,
-            skipped: &skipped,
-            resources: tenant_id.map(|t| (t, resources.as_slice())),
+        // The next step that runs, when the fleet is to take it.
+        let handed_back = match runnable {
+            Some(next) if self.hand_back().await? => Some(next),
+            _ => None,
         };
-        let master = &self.deps.master;
-        let hand_back = runnable.is_some() && self.hand_back().await?;
         let then = match runnable {
             None => store::Then::Finish,
-            Some(next) if !hand_back && self.claims_at_checkpoint(state, next) => {
+            Some(next) if handed_back.is_none() && self.claims_at_checkpoint(state, next) => {
                 store::Then::Claim {
                     next,
                     driver: state.driver,
@@ -211,13 +209,17 @@ impl Engine {
             }
             Some(_) => store::Then::Stop,
         };
-        let pos = step.position;
-        let carried = if let (true, Some(next)) = (hand_back, runnable) {
-            // The fleet takes the next step: its job commits with the
-            // checkpoint.
+        let carry = store::CarryOn {
+            then,
+            skipped: &skipped,
+            resources: tenant_id.map(|t| (t, resources.as_slice())),
+        };
+        let (master, pos) = (&self.deps.master, step.position);
+        let carried = if let Some(next) = handed_back {
+            // Its job commits with the checkpoint.
             let mut tx = master.begin().await?;
             let carried =
-                store::complete_and_carry(&mut *tx, run_id, pos, lease, &output, log, carry(then))
+                store::complete_and_carry(&mut *tx, run_id, pos, lease, &output, log, carry)
                     .await?;
             if carried.is_some() {
                 let job = StepJob::new(run_id, next, Direction::Forward);
@@ -226,7 +228,7 @@ impl Engine {
             }
             carried
         } else {
-            store::complete_and_carry(master, run_id, pos, lease, &output, log, carry(then)).await?
+            store::complete_and_carry(master, run_id, pos, lease, &output, log, carry).await?
         };
         let Some(carried) = carried else {
             return Ok(Next::Done);
@@ -238,7 +240,7 @@ impl Engine {
                 state.claimed = carried.claim.map(|c| (next, c));
                 Next::Continue(next)
             }
-            (store::Then::Stop, Some(next)) if !hand_back => Next::Continue(next),
+            (store::Then::Stop, Some(next)) if handed_back.is_none() => Next::Continue(next),
             (store::Then::Finish, _) if carried.finished => {
                 state.run.status = RunStatus::Completed;
                 finished_log(&state.run);

@@ -131,31 +131,30 @@ impl Engine {
     /// as this delivery left it: finished by this worker's own last
     /// checkpoint, it needs no read.
     async fn after_job(&self, known: &Run) -> Result<(), EngineError> {
-        let read;
-        let run = if known.is_finished() {
-            known
-        } else {
-            match store::run_by_id(&self.deps.master, known.id).await? {
-                Some(run) if run.is_finished() => {
-                    read = run;
-                    &read
-                }
-                _ => return Ok(()),
-            }
-        };
-        if let Some(trace) = &run.trace_context {
-            let attributes = vec![
-                KeyValue::new("tenant", run.tenant_name.clone()),
-                KeyValue::new("run_id", run.id.to_string()),
-                KeyValue::new("kind", run.kind.as_str()),
-                KeyValue::new("outcome", run.status.as_str()),
-            ];
-            trace.export_run_span(
-                run.created_at.into(),
-                attributes,
-                run.status == RunStatus::Completed,
-            );
+        if known.is_finished() {
+            export_run_span(known);
+        } else if let Some(run) = store::run_by_id(&self.deps.master, known.id).await?
+            && run.is_finished()
+        {
+            export_run_span(&run);
         }
         Ok(())
+    }
+}
+
+/// The run's span, ended with its outcome (once it has finished).
+fn export_run_span(run: &Run) {
+    if let Some(trace) = &run.trace_context {
+        let attributes = vec![
+            KeyValue::new("tenant", run.tenant_name.clone()),
+            KeyValue::new("run_id", run.id.to_string()),
+            KeyValue::new("kind", run.kind.as_str()),
+            KeyValue::new("outcome", run.status.as_str()),
+        ];
+        trace.export_run_span(
+            run.created_at.into(),
+            attributes,
+            run.status == RunStatus::Completed,
+        );
     }
 }
